@@ -1,0 +1,29 @@
+//! Durable file-system helpers: atomic replace and directory fsync.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::Result;
+
+/// `fsync` a directory so that renames and creations inside it are durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    fs_err::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// Replace `path` with `bytes` atomically: write a temporary file beside it,
+/// `fsync` it, rename it over `path`, then `fsync` the directory. A crash at any
+/// point leaves either the old or the new content, never a mix.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = dir.join(tmp_name);
+    {
+        let mut file = fs_err::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    fs_err::rename(&tmp, path)?;
+    sync_dir(dir)
+}
