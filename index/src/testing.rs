@@ -37,15 +37,28 @@ impl Rng {
     }
 }
 
-/// `n` vectors of dimension `dim` drawn around `clusters` random centres
-/// (centres ~ N(0, 1), points = centre + N(0, spread²)).
+/// `n` vectors of dimension `dim` in `clusters` clusters, shaped like real
+/// embeddings: each cluster has a random centre (~N(0, 1)) and spreads along
+/// its own random 12-dimensional subspace (scale `spread`), plus a little
+/// isotropic noise (`spread / 10`). Real embedding sets have a low intrinsic
+/// dimension like this; isotropic full-rank noise would not.
 pub fn clustered(n: usize, dim: usize, clusters: usize, spread: f32, seed: u64) -> Vec<f32> {
+    const LATENT: usize = 12;
     let mut rng = Rng::new(seed);
-    let centres: Vec<f32> = (0..clusters.max(1) * dim).map(|_| rng.normal()).collect();
+    let clusters = clusters.max(1);
+    let centres: Vec<f32> = (0..clusters * dim).map(|_| rng.normal()).collect();
+    let norm = 1.0 / (dim as f32).sqrt();
+    let bases: Vec<f32> = (0..clusters * LATENT * dim).map(|_| rng.normal() * norm).collect();
     let mut out = Vec::with_capacity(n * dim);
+    let mut z = [0f32; LATENT];
     for _ in 0..n {
-        let c = rng.below(clusters.max(1) as u64) as usize;
-        out.extend((0..dim).map(|j| centres[c * dim + j] + spread * rng.normal()));
+        let c = rng.below(clusters as u64) as usize;
+        z.iter_mut().for_each(|x| *x = rng.normal() * spread * (dim as f32).sqrt() / (LATENT as f32).sqrt());
+        let basis = &bases[c * LATENT * dim..(c + 1) * LATENT * dim];
+        for j in 0..dim {
+            let along: f32 = (0..LATENT).map(|l| z[l] * basis[l * dim + j]).sum();
+            out.push(centres[c * dim + j] + along + 0.1 * spread * rng.normal());
+        }
     }
     out
 }

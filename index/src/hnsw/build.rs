@@ -26,17 +26,20 @@ pub struct HnswBuilder {
     upper: Vec<AtomicU32>,
     locks: Vec<Mutex<()>>,
     entry: RwLock<Option<(u32, u8)>>,
+    /// For `dot`: each node's extra coordinate `sqrt(M² - ‖x‖²)` (see [`HnswBuilder::node_distance`]).
+    phi: Vec<f32>,
+    max_norm_sq: f32,
 }
 
 struct BuildScorer<'a> {
     b: &'a HnswBuilder,
-    query: &'a [f32],
+    q: u32,
 }
 
 impl Scorer for BuildScorer<'_> {
     #[inline]
     fn distance(&self, node: u32) -> f32 {
-        self.b.metric.distance(self.query, self.b.vector(node))
+        self.b.node_distance(self.q, node)
     }
     #[inline]
     fn prefetch(&self, node: u32) {
@@ -75,6 +78,8 @@ impl HnswBuilder {
             upper: Vec::new(),
             locks: Vec::new(),
             entry: RwLock::new(None),
+            phi: Vec::new(),
+            max_norm_sq: 0.0,
         }
     }
 
@@ -84,6 +89,9 @@ impl HnswBuilder {
         let n = if dim == 0 { 0 } else { vectors.len() / dim };
         b.vectors = vectors;
         b.vectors.truncate(n * dim);
+        if metric == Metric::Dot {
+            b.max_norm_sq = b.vectors.chunks_exact(dim).map(|v| crate::distance::dot(v, v)).fold(0.0, f32::max);
+        }
         b.allocate(n);
         if n > 0 {
             b.insert(0);
@@ -127,6 +135,26 @@ impl HnswBuilder {
                 self.upper_offsets.push(NONE);
             }
             self.locks.push(Mutex::new(()));
+            if self.metric == Metric::Dot {
+                let v = self.vector(i as u32);
+                self.phi.push((self.max_norm_sq - crate::distance::dot(v, v)).max(0.0).sqrt());
+            }
+        }
+    }
+
+    /// Distance between two stored nodes, as construction sees it. For `dot`
+    /// (not a metric: long vectors become hubs and recall collapses) nodes are
+    /// compared in the standard MIPS-to-L2 space: `x' = [x, sqrt(M² - ‖x‖²)]`,
+    /// where a query `q' = [q, 0]` has `‖q' - x'‖² = ‖q‖² + M² - 2q·x`, so the
+    /// search can keep using plain `-q·x`: the order is the same.
+    #[inline]
+    fn node_distance(&self, a: u32, b: u32) -> f32 {
+        match self.metric {
+            Metric::Dot => {
+                let d = self.phi[a as usize] - self.phi[b as usize];
+                crate::distance::l2sq(self.vector(a), self.vector(b)) + d * d
+            }
+            m => m.distance(self.vector(a), self.vector(b)),
         }
     }
 
@@ -158,8 +186,7 @@ impl HnswBuilder {
             if kept.len() >= m {
                 break;
             }
-            let cv = self.vector(c.node);
-            if kept.iter().all(|k| self.metric.distance(cv, self.vector(k.node)) > c.distance) {
+            if kept.iter().all(|k| self.node_distance(c.node, k.node) > c.distance) {
                 kept.push(*c);
             }
         }
@@ -180,12 +207,11 @@ impl HnswBuilder {
             list[0].store(count as u32 + 1, Relaxed);
             return;
         }
-        let base = self.vector(node);
         let mut cands: Vec<Neighbor> = list[1..1 + count]
             .iter()
             .map(|x| {
                 let x = x.load(Relaxed);
-                Neighbor { distance: self.metric.distance(base, self.vector(x)), node: x }
+                Neighbor { distance: self.node_distance(node, x), node: x }
             })
             .collect();
         cands.push(Neighbor { distance, node: q });
@@ -207,7 +233,7 @@ impl HnswBuilder {
             drop(e);
             return self.insert(q);
         };
-        let scorer = BuildScorer { b: self, query: self.vector(q) };
+        let scorer = BuildScorer { b: self, q };
         let mut cur = Neighbor { distance: scorer.distance(ep), node: ep };
         for level in (lq as usize + 1..=max_level as usize).rev() {
             cur = greedy(self, &scorer, cur, level);

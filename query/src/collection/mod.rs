@@ -1,0 +1,574 @@
+//! A collection: the write path, the read path and recovery.
+//!
+//! | file             | responsibility                                               |
+//! |------------------|--------------------------------------------------------------|
+//! | `mod.rs`         | open/create/recover, upsert, delete, get, search             |
+//! | `state.rs`       | id → location map, deletions, applying WAL operations        |
+//! | `memtable.rs`    | the mutable segment (exact search)                           |
+//! | `maintenance.rs` | flush, merge, manifest persistence, the background worker    |
+//!
+//! ```text
+//! upsert ─ validate batch ─ WAL append ─ fsync (group commit) ─ apply in seq order ─ ack
+//!                                                                   │
+//!            memtable ──(flush: freeze, build graph, write, swap manifest)──► segment
+//!            segments ──(merge: rewrite small/deleted-heavy ones)──────────► segment
+//! search ─ plan per segment (graph walk | exact scan) ─ top-k per segment ─ merge
+//! ```
+//!
+//! Directory: `MANIFEST`, `wal/`, `seg-{id:08}/`. Recovery loads the manifest,
+//! maps the listed segments (graphs are used in place, not rebuilt), removes
+//! anything unlisted (an interrupted flush or merge), and replays the WAL past
+//! `durable_seq`.
+
+mod maintenance;
+mod memtable;
+mod state;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use naksha_index::bitset::Bitset;
+use naksha_index::segment::{self, Segment, SegmentConfig, Strategy};
+use naksha_index::topk::Neighbor;
+use naksha_storage::manifest::{self, Manifest};
+use naksha_storage::point::{Point, PointId};
+use naksha_storage::wal::{Wal, WalOp, WalOptions};
+use parking_lot::{Condvar, Mutex, RwLock};
+use rayon::prelude::*;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::{CollectionConfig, EngineOptions};
+use crate::filter::Filter;
+use crate::{Error, Result};
+use maintenance::Worker;
+use memtable::Memtable;
+use state::{Loc, SegmentSlot, State};
+
+/// Largest `limit + offset` a search accepts.
+pub const MAX_RESULTS: usize = 10_000;
+
+/// Counters describing what a collection has done (for metrics and tests).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Graphs built (by flushes and merges).
+    pub graph_builds: AtomicU64,
+    /// Segments opened from disk with their graph mapped in place.
+    pub segments_loaded: AtomicU64,
+    /// Per-segment searches that walked the graph.
+    pub graph_searches: AtomicU64,
+    /// Per-segment searches that scanned exactly.
+    pub exact_searches: AtomicU64,
+    /// Completed flushes.
+    pub flushes: AtomicU64,
+    /// Completed merges.
+    pub merges: AtomicU64,
+    /// Total time spent flushing, in microseconds.
+    pub flush_micros: AtomicU64,
+    /// Total time spent merging, in microseconds.
+    pub merge_micros: AtomicU64,
+    /// WAL records replayed at open.
+    pub replayed: AtomicU64,
+}
+
+impl Metrics {
+    /// Read a counter.
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Relaxed)
+    }
+}
+
+/// A search request.
+#[derive(Clone, Debug)]
+pub struct SearchRequest {
+    /// Query vector.
+    pub vector: Vec<f32>,
+    /// Results to return.
+    pub limit: usize,
+    /// Results to skip.
+    pub offset: usize,
+    /// Beam width (default: the collection's).
+    pub ef: Option<usize>,
+    /// Search without the index (ground truth).
+    pub exact: bool,
+    /// Payload filter.
+    pub filter: Option<Filter>,
+    /// Return payloads.
+    pub with_payload: bool,
+    /// Return vectors.
+    pub with_vector: bool,
+}
+
+impl SearchRequest {
+    /// The `limit` nearest points to `vector`, with payloads.
+    pub fn new(vector: Vec<f32>, limit: usize) -> Self {
+        Self { vector, limit, offset: 0, ef: None, exact: false, filter: None, with_payload: true, with_vector: false }
+    }
+    /// Builder-style: set a filter.
+    pub fn filter(mut self, f: Filter) -> Self {
+        self.filter = Some(f);
+        self
+    }
+    /// Builder-style: set `ef`.
+    pub fn ef(mut self, ef: usize) -> Self {
+        self.ef = Some(ef);
+        self
+    }
+    /// Builder-style: exact search.
+    pub fn exact(mut self, exact: bool) -> Self {
+        self.exact = exact;
+        self
+    }
+}
+
+/// One search result.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScoredPoint {
+    /// Point id.
+    pub id: PointId,
+    /// Score (see [`naksha_index::metric`]: similarity for cosine/dot, distance for l2).
+    pub score: f32,
+    /// Payload, when requested.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Value>,
+    /// Stored vector, when requested.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vector: Option<Vec<f32>>,
+}
+
+/// A stored point.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Record {
+    /// Id.
+    pub id: PointId,
+    /// Stored vector (normalised for cosine).
+    pub vector: Vec<f32>,
+    /// Payload.
+    pub payload: Value,
+}
+
+/// Sizes and counts.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CollectionInfo {
+    /// Live points.
+    pub points: usize,
+    /// Immutable segments.
+    pub segments: usize,
+    /// Points in the mutable segment (live and replaced).
+    pub memtable_points: usize,
+    /// Bytes on disk (segments and WAL).
+    pub disk_bytes: u64,
+    /// Bytes needed in memory for fast search.
+    pub memory_bytes: u64,
+    /// WAL files and bytes.
+    pub wal_files: usize,
+    /// WAL bytes.
+    pub wal_bytes: u64,
+    /// Last applied sequence number.
+    pub seq: u64,
+}
+
+pub(crate) struct Inner {
+    pub(crate) name: String,
+    pub(crate) dir: PathBuf,
+    pub(crate) config: CollectionConfig,
+    pub(crate) seg_config: SegmentConfig,
+    pub(crate) options: EngineOptions,
+    pub(crate) wal: Wal,
+    pub(crate) state: RwLock<State>,
+    /// Next sequence number to apply; writers apply strictly in order.
+    gate: Mutex<u64>,
+    gate_cv: Condvar,
+    /// One flush or merge at a time.
+    pub(crate) maintenance: Mutex<()>,
+    pub(crate) metrics: Metrics,
+    pub(crate) wake: Mutex<Option<std::sync::mpsc::Sender<maintenance::Msg>>>,
+}
+
+/// A collection handle. Cheap to share behind an `Arc`; dropping the last
+/// handle stops its background worker (every acknowledged write is already durable).
+pub struct Collection {
+    inner: Arc<Inner>,
+    worker: Mutex<Option<Worker>>,
+}
+
+impl std::fmt::Debug for Collection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Collection").field("name", &self.inner.name).field("dir", &self.inner.dir).finish()
+    }
+}
+
+impl Drop for Collection {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl Collection {
+    /// Create a new collection in `dir`, which must not exist.
+    pub fn create(dir: &Path, name: &str, config: CollectionConfig, options: EngineOptions) -> Result<Self> {
+        config.validate()?;
+        let staging = dir.with_extension("creating");
+        if staging.exists() {
+            fs_err::remove_dir_all(&staging).map_err(naksha_storage::Error::from)?;
+        }
+        fs_err::create_dir_all(&staging).map_err(naksha_storage::Error::from)?;
+        let cfg = serde_json::to_value(&config).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        Manifest::new(cfg).store(&staging)?;
+        fs_err::rename(&staging, dir).map_err(naksha_storage::Error::from)?;
+        if let Some(parent) = dir.parent() {
+            naksha_storage::dirs::sync_dir(parent)?;
+        }
+        Self::open(dir, name, options)
+    }
+
+    /// Open and recover the collection in `dir`.
+    pub fn open(dir: &Path, name: &str, options: EngineOptions) -> Result<Self> {
+        let manifest = Manifest::load(dir)?.ok_or_else(|| {
+            Error::Storage(naksha_storage::Error::Corrupt { path: dir.join(manifest::FILE_NAME), reason: "missing".into() })
+        })?;
+        let config: CollectionConfig = serde_json::from_value(manifest.config.clone()).map_err(|e| {
+            Error::Storage(naksha_storage::Error::Corrupt { path: dir.join(manifest::FILE_NAME), reason: e.to_string() })
+        })?;
+        let seg_config = config.segment_config();
+        remove_unlisted(dir, &manifest)?;
+        let metrics = Metrics::default();
+        let mut ids = HashMap::new();
+        let mut segments: Vec<SegmentSlot> = Vec::new();
+        for entry in &manifest.segments {
+            let sdir = dir.join(manifest::segment_dir_name(entry.id));
+            let seg = Segment::open(&sdir, &seg_config)?;
+            metrics.segments_loaded.fetch_add(1, Relaxed);
+            let mut deleted = match &entry.deletes {
+                Some(f) => segment::read_deletes(&sdir.join(f), seg.len())?,
+                None => Bitset::new(seg.len()),
+            };
+            let dirty = false;
+            for off in 0..seg.len() as u32 {
+                if deleted.contains(off as usize) {
+                    continue;
+                }
+                if let Some(Loc::Segment(prev, prev_off)) = ids.insert(seg.id(off)?, Loc::Segment(entry.id, off)) {
+                    // Never written by this engine; heal by keeping the newer copy.
+                    tracing::warn!(segment = prev, offset = prev_off, "duplicate live id; keeping the newer copy");
+                    if let Some(s) = segments.iter_mut().find(|s| s.id == prev) {
+                        s.deleted.insert(prev_off as usize);
+                        s.dirty = true;
+                    }
+                }
+            }
+            deleted.grow(seg.len());
+            segments.push(SegmentSlot { id: entry.id, seg: Arc::new(seg), deleted, deletes_file: entry.deletes.clone(), dirty });
+        }
+        let (wal, replay) = Wal::open(&dir.join("wal"), manifest.durable_seq, WalOptions::default())?;
+        let mut state = State {
+            active: Memtable::new(config.vectors.dim),
+            frozen: None,
+            segments,
+            ids,
+            applied_seq: manifest.durable_seq,
+            manifest,
+        };
+        metrics.replayed.store(replay.len() as u64, Relaxed);
+        for (seq, op) in replay {
+            state.apply(seq, op);
+        }
+        state.applied_seq = state.applied_seq.max(wal.last_seq());
+        let next = state.applied_seq + 1;
+        let inner = Arc::new(Inner {
+            name: name.to_owned(),
+            dir: dir.to_owned(),
+            seg_config,
+            config,
+            wal,
+            state: RwLock::new(state),
+            gate: Mutex::new(next),
+            gate_cv: Condvar::new(),
+            maintenance: Mutex::new(()),
+            metrics,
+            wake: Mutex::new(None),
+            options,
+        });
+        let worker = if inner.options.background { Some(Worker::start(inner.clone())?) } else { None };
+        tracing::info!(collection = name, points = inner.state.read().ids.len(), "collection opened");
+        Ok(Self { inner, worker: Mutex::new(worker) })
+    }
+
+    /// Stop the background worker (idempotent). Writes remain possible and durable.
+    pub fn shutdown(&self) {
+        *self.inner.wake.lock() = None;
+        if let Some(w) = self.worker.lock().take() {
+            w.stop();
+        }
+    }
+
+    /// Name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Configuration.
+    pub fn config(&self) -> &CollectionConfig {
+        &self.inner.config
+    }
+
+    /// Counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Insert or replace points. The whole batch is validated first (and rejected
+    /// whole on any bad point); the call returns once the batch is durable.
+    /// Returns the batch's sequence number.
+    pub fn upsert(&self, mut points: Vec<Point>) -> Result<u64> {
+        let (dim, metric) = (self.inner.config.vectors.dim, self.inner.config.vectors.metric);
+        for p in &mut points {
+            metric.prepare(&mut p.vector, dim, Some(&p.id))?;
+            if !matches!(p.payload, Value::Object(_) | Value::Null) {
+                return Err(Error::InvalidArgument(format!("point {}: payload must be a JSON object", p.id)));
+            }
+        }
+        if points.is_empty() {
+            return Ok(self.inner.state.read().applied_seq);
+        }
+        self.write(WalOp::Upsert(points)).map(|(seq, _)| seq)
+    }
+
+    /// Delete points by id; returns how many existed.
+    pub fn delete(&self, ids: Vec<PointId>) -> Result<usize> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.write(WalOp::Delete(ids)).map(|(_, n)| n)
+    }
+
+    /// Delete every point that passes `filter`; returns how many.
+    pub fn delete_where(&self, filter: &Filter) -> Result<usize> {
+        filter.validate()?;
+        let ids = {
+            let st = self.inner.state.read();
+            let mut ids: Vec<PointId> = Vec::new();
+            ids.extend(st.active.admitted(None, Some(filter)).map(|s| st.active.ids[s as usize].clone()));
+            if let Some(f) = &st.frozen {
+                ids.extend(f.mem.admitted(Some(&f.deleted), Some(filter)).map(|s| f.mem.ids[s as usize].clone()));
+            }
+            for slot in &st.segments {
+                let seg = &slot.seg;
+                let mut set = filter.evaluate(seg.len(), seg.payload_index(), |i| seg.payload(i).unwrap_or_default());
+                set.and_not(&slot.deleted);
+                for off in set.iter() {
+                    ids.push(seg.id(off as u32)?);
+                }
+            }
+            ids
+        };
+        self.delete(ids)
+    }
+
+    fn write(&self, op: WalOp) -> Result<(u64, usize)> {
+        let inner = &self.inner;
+        let seq = inner.wal.append(&op)?;
+        let synced = inner.wal.sync_through(seq);
+        let mut gate = inner.gate.lock();
+        while *gate != seq {
+            inner.gate_cv.wait(&mut gate);
+        }
+        let applied: Result<usize> = match synced {
+            Ok(()) => Ok(inner.state.write().apply(seq, op)),
+            Err(e) => Err(e.into()),
+        };
+        *gate += 1;
+        drop(gate);
+        inner.gate_cv.notify_all();
+        let applied = applied?;
+        let pending = inner.state.read().active.len();
+        if pending >= inner.options.max_memtable_points {
+            maintenance::flush(inner)?;
+        } else if pending >= inner.options.flush_points {
+            if let Some(tx) = inner.wake.lock().as_ref() {
+                let _ = tx.send(maintenance::Msg::Wake);
+            }
+        }
+        Ok((seq, applied))
+    }
+
+    /// Write the mutable segment out as an immutable one (no-op when empty).
+    pub fn flush(&self) -> Result<()> {
+        maintenance::flush(&self.inner)
+    }
+
+    /// Run merges until none is due; returns how many ran.
+    pub fn merge(&self) -> Result<usize> {
+        let mut n = 0;
+        while maintenance::merge_once(&self.inner)? {
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Fetch a point by id.
+    pub fn get(&self, id: &PointId) -> Result<Option<Record>> {
+        let st = self.inner.state.read();
+        let Some(&loc) = st.ids.get(id) else { return Ok(None) };
+        let (vector, payload) = self.materialize(&st, loc, true, true)?;
+        Ok(Some(Record { id: id.clone(), vector: vector.unwrap_or_default(), payload: payload.unwrap_or_default() }))
+    }
+
+    fn materialize(&self, st: &State, loc: Loc, payload: bool, vector: bool) -> Result<(Option<Vec<f32>>, Option<Value>)> {
+        Ok(match loc {
+            Loc::Active(s) => (
+                vector.then(|| st.active.vector(s).to_vec()),
+                payload.then(|| st.active.payloads[s as usize].clone()),
+            ),
+            Loc::Frozen(s) => {
+                let mem = &st.frozen.as_ref().ok_or_else(|| internal("frozen slot without a frozen memtable"))?.mem;
+                (vector.then(|| mem.vector(s).to_vec()), payload.then(|| mem.payloads[s as usize].clone()))
+            }
+            Loc::Segment(id, off) => {
+                let seg = &st.slot(id).ok_or_else(|| internal("unknown segment"))?.seg;
+                (vector.then(|| seg.vector(off).to_vec()), if payload { Some(seg.payload(off)?) } else { None })
+            }
+        })
+    }
+
+    /// Nearest neighbours of `req.vector`, best first.
+    pub fn search(&self, req: &SearchRequest) -> Result<Vec<ScoredPoint>> {
+        let cfg = &self.inner.config.vectors;
+        if req.limit == 0 || req.limit.saturating_add(req.offset) > MAX_RESULTS {
+            return Err(Error::InvalidArgument(format!("limit must be at least 1 and limit + offset at most {MAX_RESULTS}")));
+        }
+        if req.ef.is_some_and(|ef| !(1..=4096).contains(&ef)) {
+            return Err(Error::InvalidArgument("ef must be between 1 and 4096".into()));
+        }
+        if let Some(f) = &req.filter {
+            f.validate()?;
+        }
+        let mut query = req.vector.clone();
+        cfg.metric.prepare(&mut query, cfg.dim, None)?;
+        let k = req.limit + req.offset;
+        let ef = req.ef.unwrap_or(cfg.hnsw.ef).max(k);
+        let filter = req.filter.as_ref();
+        let st = self.inner.state.read();
+        let tag = |loc: fn(u32) -> Loc, hits: Vec<Neighbor>| hits.into_iter().map(move |n| (n.distance, loc(n.node)));
+        let mut hits: Vec<(f32, Loc)> = tag(Loc::Active, st.active.search(&query, k, cfg.metric, None, filter)).collect();
+        if let Some(f) = &st.frozen {
+            hits.extend(tag(Loc::Frozen, f.mem.search(&query, k, cfg.metric, Some(&f.deleted), filter)));
+        }
+        let per_segment: Vec<Vec<(f32, Loc)>> = st
+            .segments
+            .par_iter()
+            .map(|slot| self.search_segment(slot, &query, k, ef, req.exact, filter))
+            .collect();
+        hits.extend(per_segment.into_iter().flatten());
+        hits.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        hits.into_iter()
+            .skip(req.offset)
+            .take(req.limit)
+            .map(|(d, loc)| {
+                let id = match loc {
+                    Loc::Active(s) => st.active.ids[s as usize].clone(),
+                    Loc::Frozen(s) => st.frozen.as_ref().map(|f| f.mem.ids[s as usize].clone()).ok_or_else(|| internal("frozen"))?,
+                    Loc::Segment(sid, off) => st.slot(sid).ok_or_else(|| internal("segment"))?.seg.id(off)?,
+                };
+                let (vector, payload) = self.materialize(&st, loc, req.with_payload, req.with_vector)?;
+                Ok(ScoredPoint { id, score: cfg.metric.score(d), payload, vector })
+            })
+            .collect()
+    }
+
+    fn search_segment(
+        &self,
+        slot: &SegmentSlot,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        exact: bool,
+        filter: Option<&Filter>,
+    ) -> Vec<(f32, Loc)> {
+        let seg = &slot.seg;
+        let allowed = filter.map(|f| {
+            let mut set = f.evaluate(seg.len(), seg.payload_index(), |i| seg.payload(i).unwrap_or_default());
+            set.and_not(&slot.deleted);
+            set
+        });
+        let live = slot.live();
+        let candidates = allowed.as_ref().map_or(live, Bitset::count);
+        let strategy = if exact { Strategy::Exact } else { self.inner.options.planner.choose(live, candidates, ef, k) };
+        let m = &self.inner.metrics;
+        match strategy {
+            Strategy::Graph => m.graph_searches.fetch_add(1, Relaxed),
+            Strategy::Exact => m.exact_searches.fetch_add(1, Relaxed),
+        };
+        seg.search(query, k, ef, strategy, allowed.as_ref(), &slot.deleted)
+            .into_iter()
+            .map(|n| (n.distance, Loc::Segment(slot.id, n.node)))
+            .collect()
+    }
+
+    /// Live point count.
+    pub fn len(&self) -> usize {
+        self.inner.state.read().ids.len()
+    }
+
+    /// True when the collection holds no live points.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sizes and counts.
+    pub fn info(&self) -> CollectionInfo {
+        let st = self.inner.state.read();
+        let (wal_files, wal_bytes) = self.inner.wal.disk_usage();
+        let seg_disk: u64 = st.segments.iter().map(|s| s.seg.disk_bytes()).sum();
+        let seg_mem: usize = st.segments.iter().map(|s| s.seg.memory_bytes()).sum();
+        let frozen_mem = st.frozen.as_ref().map_or(0, |f| f.mem.heap_bytes());
+        CollectionInfo {
+            points: st.ids.len(),
+            segments: st.segments.len(),
+            memtable_points: st.active.len(),
+            disk_bytes: seg_disk + wal_bytes,
+            memory_bytes: (seg_mem + st.active.heap_bytes() + frozen_mem) as u64,
+            wal_files,
+            wal_bytes,
+            seq: st.applied_seq,
+        }
+    }
+}
+
+fn internal(what: &str) -> Error {
+    Error::Storage(naksha_storage::Error::Io(std::io::Error::other(format!("internal inconsistency: {what}"))))
+}
+
+/// Remove segment directories and temporary files the manifest does not list
+/// (left by a flush or merge that crashed before its manifest swap).
+fn remove_unlisted(dir: &Path, manifest: &Manifest) -> Result<()> {
+    let listed: Vec<String> = manifest.segments.iter().map(|s| manifest::segment_dir_name(s.id)).collect();
+    for entry in fs_err::read_dir(dir).map_err(naksha_storage::Error::from)? {
+        let entry = entry.map_err(naksha_storage::Error::from)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let stale_seg = name.starts_with("seg-") && !listed.contains(&name);
+        if stale_seg || name.ends_with(".tmp") {
+            tracing::info!(path = %entry.path().display(), "removing leftover of an interrupted flush or merge");
+            let path = entry.path();
+            if path.is_dir() {
+                fs_err::remove_dir_all(&path).map_err(naksha_storage::Error::from)?;
+            } else {
+                fs_err::remove_file(&path).map_err(naksha_storage::Error::from)?;
+            }
+        }
+    }
+    // Stale deletion bitmaps inside listed segments.
+    for s in &manifest.segments {
+        let sdir = dir.join(manifest::segment_dir_name(s.id));
+        let Ok(rd) = fs_err::read_dir(&sdir) else { continue };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("deletes-") && s.deletes.as_deref() != Some(name.as_str()) {
+                let _ = fs_err::remove_file(e.path());
+            }
+        }
+    }
+    Ok(())
+}

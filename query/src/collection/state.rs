@@ -1,0 +1,120 @@
+//! The in-memory state of a collection: where every live id is, which
+//! segment offsets are deleted, and applying logged operations.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use naksha_index::bitset::Bitset;
+use naksha_index::segment::Segment;
+use naksha_storage::manifest::Manifest;
+use naksha_storage::point::PointId;
+use naksha_storage::wal::WalOp;
+
+use super::memtable::Memtable;
+
+/// Where a live point is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Loc {
+    /// Slot in the active memtable.
+    Active(u32),
+    /// Slot in the frozen memtable being flushed.
+    Frozen(u32),
+    /// Segment id and offset.
+    Segment(u64, u32),
+}
+
+/// A memtable being written out as a segment.
+#[derive(Debug)]
+pub(crate) struct Frozen {
+    pub(crate) mem: Arc<Memtable>,
+    /// Deletions since the freeze (the memtable itself is shared, read-only).
+    pub(crate) deleted: Bitset,
+    /// Last sequence number applied to it.
+    pub(crate) seq: u64,
+    /// Id reserved for its segment.
+    pub(crate) segment_id: u64,
+}
+
+/// One live segment and its deletions.
+#[derive(Debug)]
+pub(crate) struct SegmentSlot {
+    pub(crate) id: u64,
+    pub(crate) seg: Arc<Segment>,
+    pub(crate) deleted: Bitset,
+    /// Deletion bitmap file currently referenced by the manifest.
+    pub(crate) deletes_file: Option<String>,
+    /// Deletions changed since they were last persisted.
+    pub(crate) dirty: bool,
+}
+
+impl SegmentSlot {
+    pub(crate) fn live(&self) -> usize {
+        self.seg.len() - self.deleted.count()
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) active: Memtable,
+    pub(crate) frozen: Option<Frozen>,
+    pub(crate) segments: Vec<SegmentSlot>,
+    pub(crate) ids: HashMap<PointId, Loc>,
+    pub(crate) applied_seq: u64,
+    pub(crate) manifest: Manifest,
+}
+
+impl State {
+    pub(crate) fn slot(&self, id: u64) -> Option<&SegmentSlot> {
+        self.segments.iter().find(|s| s.id == id)
+    }
+
+    fn mark_deleted(&mut self, loc: Loc) {
+        match loc {
+            Loc::Active(s) => {
+                self.active.deleted.insert(s as usize);
+            }
+            Loc::Frozen(s) => {
+                if let Some(f) = &mut self.frozen {
+                    f.deleted.insert(s as usize);
+                }
+            }
+            Loc::Segment(id, off) => {
+                if let Some(slot) = self.segments.iter_mut().find(|s| s.id == id) {
+                    slot.deleted.insert(off as usize);
+                    slot.dirty = true;
+                }
+            }
+        }
+    }
+
+    /// Remove `id` if live; returns whether it was.
+    pub(crate) fn remove(&mut self, id: &PointId) -> bool {
+        match self.ids.remove(id) {
+            Some(loc) => {
+                self.mark_deleted(loc);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Apply a logged operation (already validated). Returns the number of
+    /// points upserted or actually deleted.
+    pub(crate) fn apply(&mut self, seq: u64, op: WalOp) -> usize {
+        let n = match op {
+            WalOp::Upsert(points) => {
+                let n = points.len();
+                for p in points {
+                    self.remove(&p.id);
+                    let id = p.id.clone();
+                    let slot = self.active.push(p);
+                    self.ids.insert(id, Loc::Active(slot));
+                }
+                n
+            }
+            WalOp::Delete(ids) => ids.iter().filter(|id| self.remove(id)).count(),
+        };
+        self.applied_seq = seq;
+        n
+    }
+}

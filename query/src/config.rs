@@ -1,0 +1,149 @@
+//! Collection configuration (stored in the manifest) and engine options.
+
+use std::collections::BTreeMap;
+
+use naksha_index::hnsw::{HnswParams, MAX_M};
+use naksha_index::metric::Metric;
+use naksha_index::payload::FieldType;
+use naksha_index::quant::Quantization;
+use naksha_index::segment::SegmentConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::planner::Planner;
+use crate::{Error, Result};
+
+/// Largest vector dimension accepted.
+pub const MAX_DIM: usize = 65_536;
+
+/// Graph parameters of a collection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HnswConfig {
+    /// Links per node (level 0 keeps `2m`).
+    pub m: usize,
+    /// Beam width while building.
+    pub ef_construction: usize,
+    /// Default beam width while searching.
+    pub ef: usize,
+}
+
+impl Default for HnswConfig {
+    fn default() -> Self {
+        Self { m: 16, ef_construction: 200, ef: 128 }
+    }
+}
+
+/// The vector space of a collection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VectorsConfig {
+    /// Dimension.
+    pub dim: usize,
+    /// Metric.
+    pub metric: Metric,
+    /// Graph parameters.
+    #[serde(default)]
+    pub hnsw: HnswConfig,
+    /// Quantization of the graph walk.
+    #[serde(default)]
+    pub quantization: Quantization,
+}
+
+/// Configuration of a collection, fixed at creation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionConfig {
+    /// The vector space.
+    pub vectors: VectorsConfig,
+    /// Payload keys (dotted paths) to index, with their type.
+    #[serde(default)]
+    pub payload_index: BTreeMap<String, FieldType>,
+}
+
+impl CollectionConfig {
+    /// A configuration with default graph parameters and no payload index.
+    pub fn new(dim: usize, metric: Metric) -> Self {
+        Self {
+            vectors: VectorsConfig { dim, metric, hnsw: HnswConfig::default(), quantization: Quantization::None },
+            payload_index: BTreeMap::new(),
+        }
+    }
+
+    /// Builder-style: set the quantization.
+    pub fn with_quantization(mut self, q: Quantization) -> Self {
+        self.vectors.quantization = q;
+        self
+    }
+
+    /// Builder-style: index a payload key.
+    pub fn with_payload_index(mut self, key: &str, t: FieldType) -> Self {
+        self.payload_index.insert(key.to_owned(), t);
+        self
+    }
+
+    /// Reject out-of-range settings.
+    pub fn validate(&self) -> Result<()> {
+        let v = &self.vectors;
+        let bad = |m: String| Err(Error::InvalidArgument(m));
+        if !(1..=MAX_DIM).contains(&v.dim) {
+            return bad(format!("vectors.dim must be between 1 and {MAX_DIM}"));
+        }
+        if !(2..=MAX_M).contains(&v.hnsw.m) {
+            return bad(format!("vectors.hnsw.m must be between 2 and {MAX_M}"));
+        }
+        if !(1..=4096).contains(&v.hnsw.ef_construction) || !(1..=4096).contains(&v.hnsw.ef) {
+            return bad("vectors.hnsw.ef_construction and ef must be between 1 and 4096".into());
+        }
+        if self.payload_index.keys().any(|k| k.is_empty() || k.len() > crate::filter::MAX_KEY_LEN) {
+            return bad("payload_index keys must be 1 to 256 bytes".into());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn segment_config(&self) -> SegmentConfig {
+        SegmentConfig {
+            dim: self.vectors.dim,
+            metric: self.vectors.metric,
+            hnsw: HnswParams {
+                m: self.vectors.hnsw.m,
+                ef_construction: self.vectors.hnsw.ef_construction,
+                ..HnswParams::default()
+            },
+            quantization: self.vectors.quantization,
+            payload_index: self.payload_index.clone(),
+        }
+    }
+}
+
+/// Engine tuning shared by every collection of a database.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// Flush the mutable segment into an immutable one at this many points.
+    pub flush_points: usize,
+    /// Writers flush inline (back-pressure) past this many points in memory.
+    pub max_memtable_points: usize,
+    /// Merge when this many segments below `merge_max_points` exist.
+    pub merge_min_segments: usize,
+    /// Segments larger than this are not merged for size.
+    pub merge_max_points: usize,
+    /// Rewrite a segment once this fraction of it is deleted.
+    pub merge_deleted_ratio: f64,
+    /// Run flushes and merges on a background thread per collection.
+    pub background: bool,
+    /// Exact-scan vs graph choice.
+    pub planner: Planner,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            flush_points: 16_384,
+            max_memtable_points: 65_536,
+            merge_min_segments: 4,
+            merge_max_points: 2_000_000,
+            merge_deleted_ratio: 0.2,
+            background: true,
+            planner: Planner::default(),
+        }
+    }
+}

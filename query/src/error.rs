@@ -1,0 +1,42 @@
+/// Errors returned by `naksha-query`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A vector was rejected (wrong dimension, NaN, zero for cosine) or an index
+    /// file is damaged. [`Error::is_client_error`] tells which.
+    #[error(transparent)]
+    Index(#[from] naksha_index::Error),
+    /// Storage failed (I/O, corruption, poisoned WAL). Retry I/O errors; restore on corruption.
+    #[error(transparent)]
+    Storage(#[from] naksha_storage::Error),
+    /// The request is malformed (bad filter, bad config, bad name). Reject it.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// No collection by that name. Create it first.
+    #[error("collection {0:?} not found")]
+    CollectionNotFound(String),
+    /// A collection by that name exists with a different configuration.
+    #[error("collection {0:?} already exists with a different configuration")]
+    CollectionExists(String),
+    /// Another process holds the data directory. Stop it or use another directory.
+    #[error("data directory {0} is locked by another process")]
+    Locked(std::path::PathBuf),
+}
+
+impl Error {
+    /// True when the caller sent something invalid (as opposed to a server-side failure).
+    pub fn is_client_error(&self) -> bool {
+        match self {
+            Error::Index(e) => matches!(
+                e,
+                naksha_index::Error::WrongDimension { .. }
+                    | naksha_index::Error::NonFinite { .. }
+                    | naksha_index::Error::ZeroVector { .. }
+            ),
+            Error::InvalidArgument(_) | Error::CollectionNotFound(_) | Error::CollectionExists(_) => true,
+            Error::Storage(_) | Error::Locked(_) => false,
+        }
+    }
+}
+
+/// `Result` with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

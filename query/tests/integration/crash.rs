@@ -1,0 +1,151 @@
+//! Crash safety: a child process upserts, updates and deletes in a loop and is
+//! killed with SIGKILL at random moments; after each kill the parent reopens
+//! the data and checks every acknowledged write.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use naksha_index::testing::Rng;
+use naksha_query::{CollectionConfig, Database, EngineOptions, Metric, Point, PointId, SearchRequest};
+use serde_json::{json, Value};
+
+const DIM: usize = 8;
+const BATCH: u64 = 20;
+const CHILD_ENV: &str = "NAKSHA_CRASH_CHILD_DIR";
+
+/// The operations of step `j`, fixed by `j` alone so parent and child agree.
+enum Op {
+    Upsert(Vec<(u64, Vec<f32>, Value)>),
+    Delete(Vec<u64>),
+}
+
+fn vector(id: u64, version: u64) -> Vec<f32> {
+    (0..DIM).map(|d| ((id * 31 + version * 7 + d as u64) % 97) as f32 + 1.0).collect()
+}
+
+fn step(j: u64) -> Op {
+    if j % 5 == 4 {
+        // Delete a few points written earlier.
+        return Op::Delete((0..3).map(|k| (j / 2) * BATCH + k * 3).collect());
+    }
+    if j % 5 == 3 && j > 10 {
+        // Rewrite points of an earlier batch.
+        let base = (j - 7) * BATCH;
+        return Op::Upsert((base..base + 5).map(|id| (id, vector(id, j), json!({"v": j, "id": id}))).collect());
+    }
+    Op::Upsert((j * BATCH..(j + 1) * BATCH).map(|id| (id, vector(id, 0), json!({"v": 0, "id": id}))).collect())
+}
+
+fn options() -> EngineOptions {
+    // Small thresholds so kills land during flushes and merges too.
+    EngineOptions { flush_points: 150, merge_min_segments: 3, ..EngineOptions::default() }
+}
+
+fn apply(model: &mut BTreeMap<u64, (Vec<f32>, Value)>, op: &Op) {
+    match op {
+        Op::Upsert(pts) => pts.iter().for_each(|(id, v, p)| {
+            model.insert(*id, (v.clone(), p.clone()));
+        }),
+        Op::Delete(ids) => ids.iter().for_each(|id| {
+            model.remove(id);
+        }),
+    }
+}
+
+/// The child: runs steps from `NAKSHA_CRASH_START` until killed, printing `ACK j` after each.
+#[test]
+#[ignore = "run by crash_safety_under_sigkill as a child process"]
+fn crash_child() {
+    let Ok(dir) = std::env::var(CHILD_ENV) else { return };
+    let start: u64 = std::env::var("NAKSHA_CRASH_START").unwrap().parse().unwrap();
+    let db = Database::open_with(&dir, options()).unwrap();
+    let c = db.create_collection("c", CollectionConfig::new(DIM, Metric::L2)).unwrap();
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "READY").unwrap();
+    out.flush().unwrap();
+    for j in start.. {
+        match step(j) {
+            Op::Upsert(pts) => {
+                c.upsert(pts.into_iter().map(|(id, v, p)| Point::new(PointId::Num(id), v, p)).collect()).unwrap();
+            }
+            Op::Delete(ids) => {
+                c.delete(ids.into_iter().map(PointId::Num).collect()).unwrap();
+            }
+        }
+        writeln!(out, "ACK {j}").unwrap();
+        out.flush().unwrap();
+    }
+}
+
+fn verify(db: &Database, model: &BTreeMap<u64, (Vec<f32>, Value)>, round: usize) {
+    let c = db.collection("c").unwrap();
+    assert_eq!(c.len(), model.len(), "round {round}: live point count");
+    for (id, (v, p)) in model {
+        let r = c.get(&PointId::Num(*id)).unwrap().unwrap_or_else(|| panic!("round {round}: acknowledged point {id} lost"));
+        assert_eq!((&r.vector, &r.payload), (v, p), "round {round}: point {id} not intact");
+    }
+    if let Some((id, (v, _))) = model.iter().next_back() {
+        let hits = c.search(&SearchRequest::new(v.clone(), 1)).unwrap();
+        assert_eq!(hits[0].score, 0.0, "round {round}: search for point {id}");
+    }
+}
+
+#[test]
+fn crash_safety_under_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut rng = Rng::new(42);
+    let mut model: BTreeMap<u64, (Vec<f32>, Value)> = BTreeMap::new();
+    let mut next = 0u64;
+    let started = Instant::now();
+    let rounds = 12;
+    for round in 0..rounds {
+        let mut child = Command::new(&exe)
+            .args(["--exact", "crash::crash_child", "--ignored", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, dir.path())
+            .env("NAKSHA_CRASH_START", next.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut acked = None;
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(j) = line.strip_prefix("ACK ") {
+                    acked = Some(j.parse::<u64>().unwrap());
+                }
+            }
+            acked
+        });
+        std::thread::sleep(Duration::from_millis(100 + rng.below(600)));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let acked = reader.join().unwrap();
+        let Some(last) = acked else { continue };
+        for j in next..=last {
+            apply(&mut model, &step(j));
+        }
+        // The step in flight at the kill may or may not have landed: learn which.
+        let db = Database::open_with(dir.path(), EngineOptions { background: false, ..options() }).unwrap();
+        let c = db.collection("c").unwrap();
+        let in_flight = step(last + 1);
+        let landed = match &in_flight {
+            Op::Upsert(pts) => {
+                let (id, v, p) = &pts[0];
+                c.get(&PointId::Num(*id)).unwrap().is_some_and(|r| (&r.vector, &r.payload) == (v, p))
+            }
+            Op::Delete(ids) => ids.iter().any(|id| model.contains_key(id) && c.get(&PointId::Num(*id)).unwrap().is_none()),
+        };
+        if landed {
+            apply(&mut model, &in_flight);
+        }
+        next = last + 2;
+        drop(c);
+        verify(&db, &model, round);
+    }
+    assert!(model.len() > 500, "the child made progress: {} points", model.len());
+    assert!(started.elapsed() < Duration::from_secs(120));
+}

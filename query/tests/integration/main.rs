@@ -1,0 +1,7 @@
+//! Integration tests of the collection engine, on real files in temp dirs.
+
+mod crash;
+mod fixtures;
+mod lifecycle;
+mod recall;
+mod validation;
