@@ -22,18 +22,18 @@
 //! ```
 #![warn(missing_docs)]
 
-mod error;
-pub mod stored;
 pub mod bitset;
 pub mod distance;
+mod error;
 pub mod hnsw;
 pub mod metric;
 pub mod payload;
 pub mod quant;
 pub mod segment;
-pub mod topk;
+pub mod stored;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod topk;
 
 pub use error::{Error, Result};
 pub use stored::Stored;

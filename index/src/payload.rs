@@ -45,11 +45,8 @@ pub fn values_at<'a>(payload: &'a Value, path: &str) -> Vec<&'a Value> {
     fn walk<'a>(v: &'a Value, parts: &[&str], out: &mut Vec<&'a Value>) {
         match (v, parts.split_first()) {
             (Value::Array(items), _) => items.iter().for_each(|i| walk(i, parts, out)),
-            (_, None) => {
-                if !v.is_null() {
-                    out.push(v);
-                }
-            }
+            (_, None) if !v.is_null() => out.push(v),
+            (_, None) => {}
             (Value::Object(map), Some((head, rest))) => {
                 if let Some(child) = map.get(*head) {
                     walk(child, rest, out);
@@ -115,7 +112,10 @@ pub fn matches_eq(payload: &Value, path: &str, wanted: &Value) -> bool {
 enum FieldIndex {
     Keyword(HashMap<String, Vec<u32>>),
     /// Sorted by value; `complete` is false when the field also holds non-integers.
-    Integer { postings: Vec<(i64, u32)>, complete: bool },
+    Integer {
+        postings: Vec<(i64, u32)>,
+        complete: bool,
+    },
     Float(Vec<(f64, u32)>),
     Bool([Vec<u32>; 2]),
 }
@@ -187,9 +187,7 @@ impl PayloadIndex {
     /// Points where some value at `key` equals `wanted`, if the index can tell exactly.
     pub fn eq(&self, key: &str, wanted: &Value) -> Option<Bitset> {
         match (self.fields.get(key)?, wanted) {
-            (FieldIndex::Keyword(map), Value::String(s)) => {
-                Some(self.set(map.get(s).into_iter().flatten().copied()))
-            }
+            (FieldIndex::Keyword(map), Value::String(s)) => Some(self.set(map.get(s).into_iter().flatten().copied())),
             (FieldIndex::Integer { postings, complete: true }, Value::Number(x)) => {
                 let Some(x) = x.as_i64() else {
                     // A fraction or a huge u64 cannot equal any stored i64.

@@ -302,7 +302,10 @@ pub fn write_deletes(path: &Path, deleted: &Bitset) -> Result<()> {
 pub fn read_deletes(path: &Path, n: usize) -> Result<Bitset> {
     let f = SectionFile::open(path, DELETES_MAGIC)?;
     if f.user() as usize != n {
-        return Err(Error::CorruptSegment { path: path.to_owned(), reason: "bitmap size does not match the segment".into() });
+        return Err(Error::CorruptSegment {
+            path: path.to_owned(),
+            reason: "bitmap size does not match the segment".into(),
+        });
     }
     Ok(Bitset::from_words(f.slice::<u64>(0)?, n))
 }

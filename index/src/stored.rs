@@ -45,6 +45,6 @@ impl<T: bytemuck::Pod> Stored<T> {
 
     /// Total size of the data in bytes, wherever it lives.
     pub fn data_bytes(&self) -> usize {
-        self.as_slice().len() * std::mem::size_of::<T>()
+        std::mem::size_of_val(self.as_slice())
     }
 }

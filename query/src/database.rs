@@ -90,7 +90,8 @@ impl Database {
         if let Some(c) = map.get(name) {
             return if c.config() == &config { Ok(c.clone()) } else { Err(Error::CollectionExists(name.to_owned())) };
         }
-        let c = Arc::new(Collection::create(&self.dir.join("collections").join(name), name, config, self.options.clone())?);
+        let c =
+            Arc::new(Collection::create(&self.dir.join("collections").join(name), name, config, self.options.clone())?);
         map.insert(name.to_owned(), c.clone());
         Ok(c)
     }

@@ -231,7 +231,7 @@ impl Condition {
         }
     }
 
-    fn from_index(&self, index: &PayloadIndex) -> Option<Bitset> {
+    fn lookup_index(&self, index: &PayloadIndex) -> Option<Bitset> {
         let Condition::Field { key, test } = self else { return None };
         match test {
             FieldTest::Match(v) => index.eq(key, v),
@@ -252,7 +252,7 @@ impl Condition {
         if let Condition::Nested(f) = self {
             return f.evaluate_with(n, index, payloads);
         }
-        if let Some(set) = self.from_index(index) {
+        if let Some(set) = self.lookup_index(index) {
             return set;
         }
         let mut set = Bitset::new(n);

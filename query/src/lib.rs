@@ -23,10 +23,10 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
-mod error;
 pub mod collection;
 pub mod config;
 pub mod database;
+mod error;
 pub mod filter;
 pub mod planner;
 

@@ -24,8 +24,8 @@
 //! ```
 #![warn(missing_docs)]
 
-mod error;
 pub mod dirs;
+mod error;
 pub mod manifest;
 pub mod mmap;
 pub mod point;

@@ -67,7 +67,8 @@ impl Manifest {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let m: Manifest = serde_json::from_slice(&bytes).map_err(|source| Error::Json { path: path.clone(), source })?;
+        let m: Manifest =
+            serde_json::from_slice(&bytes).map_err(|source| Error::Json { path: path.clone(), source })?;
         if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&m.format_version) {
             return Err(Error::UnsupportedVersion {
                 path,
@@ -81,7 +82,8 @@ impl Manifest {
 
     /// Atomically replace the manifest in `dir`.
     pub fn store(&self, dir: &Path) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(self).map_err(|source| Error::Json { path: dir.join(FILE_NAME), source })?;
+        let bytes =
+            serde_json::to_vec_pretty(self).map_err(|source| Error::Json { path: dir.join(FILE_NAME), source })?;
         dirs::write_atomic(&dir.join(FILE_NAME), &bytes)
     }
 }
@@ -110,9 +112,13 @@ mod tests {
     #[test]
     fn garbage_manifest_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(FILE_NAME), b"{\"format_version\": 1, \"con").unwrap();
+        fs_err::write(dir.path().join(FILE_NAME), b"{\"format_version\": 1, \"con").unwrap();
         assert!(matches!(Manifest::load(dir.path()), Err(Error::Json { .. })));
-        std::fs::write(dir.path().join(FILE_NAME), br#"{"format_version": 99, "config": null, "durable_seq": 0, "next_segment_id": 1, "segments": []}"#).unwrap();
+        fs_err::write(
+            dir.path().join(FILE_NAME),
+            br#"{"format_version": 99, "config": null, "durable_seq": 0, "next_segment_id": 1, "segments": []}"#,
+        )
+        .unwrap();
         assert!(matches!(Manifest::load(dir.path()), Err(Error::UnsupportedVersion { .. })));
     }
 }

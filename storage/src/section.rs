@@ -112,7 +112,7 @@ pub fn parse(bytes: &[u8], magic: [u8; 8]) -> Result<(u64, Vec<Range<usize>>), S
             return Err(format!("section {i} lies outside the file"));
         };
         let range = off as usize..end as usize;
-        if off as usize % ALIGN != 0 {
+        if !(off as usize).is_multiple_of(ALIGN) {
             return Err(format!("section {i} is misaligned"));
         }
         if crc32c::crc32c(&bytes[range.clone()]) != crc {
@@ -168,8 +168,9 @@ impl SectionFile {
 
     /// Section `i` cast to a slice of plain values (length and alignment checked).
     pub fn slice<T: bytemuck::Pod>(&self, i: usize) -> Result<&[T]> {
-        bytemuck::try_cast_slice(self.bytes(i)?)
-            .map_err(|e| Error::corrupt(&self.path, format!("section {i} cannot be read as {}: {e:?}", std::any::type_name::<T>())))
+        bytemuck::try_cast_slice(self.bytes(i)?).map_err(|e| {
+            Error::corrupt(&self.path, format!("section {i} cannot be read as {}: {e:?}", std::any::type_name::<T>()))
+        })
     }
 }
 

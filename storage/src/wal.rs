@@ -274,7 +274,10 @@ impl Wal {
                 f.sync_all()?;
             }
             if files.is_empty() && first > durable_seq + 1 {
-                return Err(Error::corrupt(&path, format!("log starts at seq {first} but segments end at {durable_seq}")));
+                return Err(Error::corrupt(
+                    &path,
+                    format!("log starts at seq {first} but segments end at {durable_seq}"),
+                ));
             }
             let end = first + scan.records.len() as u64;
             replay.extend(scan.records.into_iter().filter(|(seq, _)| *seq > durable_seq));
@@ -407,11 +410,8 @@ impl Wal {
     /// Number of WAL files on disk and their total size.
     pub fn disk_usage(&self) -> (usize, u64) {
         let w = self.writer.lock();
-        let older: u64 = w.files[..w.files.len() - 1]
-            .iter()
-            .filter_map(|(_, p)| std::fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum();
+        let older: u64 =
+            w.files[..w.files.len() - 1].iter().filter_map(|(_, p)| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
         (w.files.len(), older + w.file_bytes)
     }
 }

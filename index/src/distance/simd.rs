@@ -5,8 +5,10 @@ use simsimd::{capabilities, SpatialSimilarity};
 
 use super::Kernels;
 
+type Probe = (fn() -> bool, &'static str);
+
 fn isa_name() -> Option<&'static str> {
-    let isas: [(fn() -> bool, &'static str); 8] = [
+    let isas: [Probe; 8] = [
         (capabilities::uses_sapphire, "simsimd-sapphire"),
         (capabilities::uses_genoa, "simsimd-genoa"),
         (capabilities::uses_ice, "simsimd-ice"),

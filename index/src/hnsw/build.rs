@@ -86,7 +86,7 @@ impl HnswBuilder {
     /// Build a graph over `vectors` (`n × dim`, prepared) in parallel on the rayon pool.
     pub fn build(dim: usize, metric: Metric, params: HnswParams, vectors: Vec<f32>) -> Self {
         let mut b = Self::new(dim, metric, params);
-        let n = if dim == 0 { 0 } else { vectors.len() / dim };
+        let n = vectors.len().checked_div(dim).unwrap_or(0);
         b.vectors = vectors;
         b.vectors.truncate(n * dim);
         if metric == Metric::Dot {
@@ -284,8 +284,7 @@ impl HnswBuilder {
         for level in (1..=max_level as usize).rev() {
             cur = greedy(self, &scorer, cur, level);
         }
-        let (mut out, _) =
-            with_scratch(|s| search_layer(self, &scorer, &[cur], ef.max(k), 0, self.len(), |_| true, s));
+        let (mut out, _) = with_scratch(|s| search_layer(self, &scorer, &[cur], ef.max(k), 0, self.len(), |_| true, s));
         out.truncate(k);
         out
     }
@@ -295,14 +294,8 @@ impl HnswBuilder {
     pub fn freeze(self) -> (Graph, Vec<f32>) {
         let entry = *self.entry.read();
         let take = |v: Vec<AtomicU32>| v.into_iter().map(AtomicU32::into_inner).collect::<Vec<u32>>();
-        let graph = Graph::from_parts(
-            self.params.m,
-            entry,
-            self.levels,
-            take(self.l0),
-            self.upper_offsets,
-            take(self.upper),
-        );
+        let graph =
+            Graph::from_parts(self.params.m, entry, self.levels, take(self.l0), self.upper_offsets, take(self.upper));
         (graph, self.vectors)
     }
 }

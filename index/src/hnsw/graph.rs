@@ -194,10 +194,11 @@ impl Graph {
         if !(2..=MAX_M).contains(&m) {
             return Err(format!("m = {m} out of range"));
         }
-        if levels.len() != n || self.upper_offsets.as_slice().len() != n || self.l0.as_slice().len() != n * (2 * m + 1) {
+        if levels.len() != n || self.upper_offsets.as_slice().len() != n || self.l0.as_slice().len() != n * (2 * m + 1)
+        {
             return Err("section sizes do not match the node count".into());
         }
-        if self.upper.as_slice().len() % (m + 1) != 0 {
+        if !self.upper.as_slice().len().is_multiple_of(m + 1) {
             return Err("upper blocks are not whole".into());
         }
         let blocks = self.upper.as_slice().len() / (m + 1);

@@ -55,7 +55,7 @@ pub struct HnswParams {
 
 impl Default for HnswParams {
     fn default() -> Self {
-        Self { m: 16, ef_construction: 200, seed: 0x5eed_0f_4a45_4841 }
+        Self { m: 16, ef_construction: 200, seed: 0x005e_ed0f_4a45_4841 }
     }
 }
 

@@ -92,6 +92,7 @@ pub(super) fn greedy<L: Links, S: Scorer>(links: &L, scorer: &S, mut cur: Neighb
 /// nodes. Nodes that `admit` rejects are still walked through (so the graph
 /// stays connected under filters and deletes) but never returned.
 /// Returns the result closest first, and the number of distances computed.
+#[allow(clippy::too_many_arguments)] // a hot inner loop: plain arguments, no bundling struct
 pub(super) fn search_layer<L, S, A>(
     links: &L,
     scorer: &S,

@@ -89,7 +89,8 @@ fn file_round_trip_is_used_in_place() {
     let dim = 8;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("graph.hnsw");
-    let (graph, vectors) = HnswBuilder::build(dim, Metric::L2, HnswParams::default(), clustered(800, dim, 8, 0.3, 7)).freeze();
+    let (graph, vectors) =
+        HnswBuilder::build(dim, Metric::L2, HnswParams::default(), clustered(800, dim, 8, 0.3, 7)).freeze();
     graph.write(&path).unwrap();
     let mapped = Graph::open(&path).unwrap();
     assert_eq!(mapped.heap_bytes(), 0, "a mapped graph holds no heap copy");
@@ -106,15 +107,16 @@ fn damaged_graph_files_are_rejected() {
     let dim = 4;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("graph.hnsw");
-    let (graph, _) = HnswBuilder::build(dim, Metric::L2, HnswParams::default(), clustered(200, dim, 4, 0.3, 8)).freeze();
+    let (graph, _) =
+        HnswBuilder::build(dim, Metric::L2, HnswParams::default(), clustered(200, dim, 4, 0.3, 8)).freeze();
     graph.write(&path).unwrap();
-    let good = std::fs::read(&path).unwrap();
+    let good = fs_err::read(&path).unwrap();
     for at in (0..good.len()).step_by(97) {
         let mut bad = good.clone();
         bad[at] ^= 0x10;
-        std::fs::write(&path, &bad).unwrap();
+        fs_err::write(&path, &bad).unwrap();
         let _ = Graph::open(&path); // must not panic; padding bytes may still open
     }
-    std::fs::write(&path, &good[..good.len() / 2]).unwrap();
+    fs_err::write(&path, &good[..good.len() / 2]).unwrap();
     assert!(Graph::open(&path).is_err());
 }

@@ -136,7 +136,7 @@ fn pick(inner: &Inner, st: &State) -> Vec<u64> {
     let mut picked: Vec<u64> = st
         .segments
         .iter()
-        .filter(|s| s.seg.len() > 0 && (s.seg.len() - s.live()) as f64 >= o.merge_deleted_ratio * s.seg.len() as f64)
+        .filter(|s| !s.seg.is_empty() && (s.seg.len() - s.live()) as f64 >= o.merge_deleted_ratio * s.seg.len() as f64)
         .map(|s| s.id)
         .collect();
     let mut small: Vec<&SegmentSlot> = st.segments.iter().filter(|s| s.live() < o.merge_max_points).collect();

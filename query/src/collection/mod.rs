@@ -227,10 +227,16 @@ impl Collection {
     /// Open and recover the collection in `dir`.
     pub fn open(dir: &Path, name: &str, options: EngineOptions) -> Result<Self> {
         let manifest = Manifest::load(dir)?.ok_or_else(|| {
-            Error::Storage(naksha_storage::Error::Corrupt { path: dir.join(manifest::FILE_NAME), reason: "missing".into() })
+            Error::Storage(naksha_storage::Error::Corrupt {
+                path: dir.join(manifest::FILE_NAME),
+                reason: "missing".into(),
+            })
         })?;
         let config: CollectionConfig = serde_json::from_value(manifest.config.clone()).map_err(|e| {
-            Error::Storage(naksha_storage::Error::Corrupt { path: dir.join(manifest::FILE_NAME), reason: e.to_string() })
+            Error::Storage(naksha_storage::Error::Corrupt {
+                path: dir.join(manifest::FILE_NAME),
+                reason: e.to_string(),
+            })
         })?;
         let seg_config = config.segment_config();
         remove_unlisted(dir, &manifest)?;
@@ -260,7 +266,13 @@ impl Collection {
                 }
             }
             deleted.grow(seg.len());
-            segments.push(SegmentSlot { id: entry.id, seg: Arc::new(seg), deleted, deletes_file: entry.deletes.clone(), dirty });
+            segments.push(SegmentSlot {
+                id: entry.id,
+                seg: Arc::new(seg),
+                deleted,
+                deletes_file: entry.deletes.clone(),
+                dirty,
+            });
         }
         let (wal, replay) = Wal::open(&dir.join("wal"), manifest.durable_seq, WalOptions::default())?;
         let mut state = State {
@@ -416,12 +428,17 @@ impl Collection {
         Ok(Some(Record { id: id.clone(), vector: vector.unwrap_or_default(), payload: payload.unwrap_or_default() }))
     }
 
-    fn materialize(&self, st: &State, loc: Loc, payload: bool, vector: bool) -> Result<(Option<Vec<f32>>, Option<Value>)> {
+    fn materialize(
+        &self,
+        st: &State,
+        loc: Loc,
+        payload: bool,
+        vector: bool,
+    ) -> Result<(Option<Vec<f32>>, Option<Value>)> {
         Ok(match loc {
-            Loc::Active(s) => (
-                vector.then(|| st.active.vector(s).to_vec()),
-                payload.then(|| st.active.payloads[s as usize].clone()),
-            ),
+            Loc::Active(s) => {
+                (vector.then(|| st.active.vector(s).to_vec()), payload.then(|| st.active.payloads[s as usize].clone()))
+            }
             Loc::Frozen(s) => {
                 let mem = &st.frozen.as_ref().ok_or_else(|| internal("frozen slot without a frozen memtable"))?.mem;
                 (vector.then(|| mem.vector(s).to_vec()), payload.then(|| mem.payloads[s as usize].clone()))
@@ -437,7 +454,9 @@ impl Collection {
     pub fn search(&self, req: &SearchRequest) -> Result<Vec<ScoredPoint>> {
         let cfg = &self.inner.config.vectors;
         if req.limit == 0 || req.limit.saturating_add(req.offset) > MAX_RESULTS {
-            return Err(Error::InvalidArgument(format!("limit must be at least 1 and limit + offset at most {MAX_RESULTS}")));
+            return Err(Error::InvalidArgument(format!(
+                "limit must be at least 1 and limit + offset at most {MAX_RESULTS}"
+            )));
         }
         if req.ef.is_some_and(|ef| !(1..=4096).contains(&ef)) {
             return Err(Error::InvalidArgument("ef must be between 1 and 4096".into()));
@@ -452,15 +471,13 @@ impl Collection {
         let filter = req.filter.as_ref();
         let st = self.inner.state.read();
         let tag = |loc: fn(u32) -> Loc, hits: Vec<Neighbor>| hits.into_iter().map(move |n| (n.distance, loc(n.node)));
-        let mut hits: Vec<(f32, Loc)> = tag(Loc::Active, st.active.search(&query, k, cfg.metric, None, filter)).collect();
+        let mut hits: Vec<(f32, Loc)> =
+            tag(Loc::Active, st.active.search(&query, k, cfg.metric, None, filter)).collect();
         if let Some(f) = &st.frozen {
             hits.extend(tag(Loc::Frozen, f.mem.search(&query, k, cfg.metric, Some(&f.deleted), filter)));
         }
-        let per_segment: Vec<Vec<(f32, Loc)>> = st
-            .segments
-            .par_iter()
-            .map(|slot| self.search_segment(slot, &query, k, ef, req.exact, filter))
-            .collect();
+        let per_segment: Vec<Vec<(f32, Loc)>> =
+            st.segments.par_iter().map(|slot| self.search_segment(slot, &query, k, ef, req.exact, filter)).collect();
         hits.extend(per_segment.into_iter().flatten());
         hits.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
         hits.into_iter()
@@ -469,7 +486,9 @@ impl Collection {
             .map(|(d, loc)| {
                 let id = match loc {
                     Loc::Active(s) => st.active.ids[s as usize].clone(),
-                    Loc::Frozen(s) => st.frozen.as_ref().map(|f| f.mem.ids[s as usize].clone()).ok_or_else(|| internal("frozen"))?,
+                    Loc::Frozen(s) => {
+                        st.frozen.as_ref().map(|f| f.mem.ids[s as usize].clone()).ok_or_else(|| internal("frozen"))?
+                    }
                     Loc::Segment(sid, off) => st.slot(sid).ok_or_else(|| internal("segment"))?.seg.id(off)?,
                 };
                 let (vector, payload) = self.materialize(&st, loc, req.with_payload, req.with_vector)?;

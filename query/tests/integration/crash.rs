@@ -83,7 +83,8 @@ fn verify(db: &Database, model: &BTreeMap<u64, (Vec<f32>, Value)>, round: usize)
     let c = db.collection("c").unwrap();
     assert_eq!(c.len(), model.len(), "round {round}: live point count");
     for (id, (v, p)) in model {
-        let r = c.get(&PointId::Num(*id)).unwrap().unwrap_or_else(|| panic!("round {round}: acknowledged point {id} lost"));
+        let r =
+            c.get(&PointId::Num(*id)).unwrap().unwrap_or_else(|| panic!("round {round}: acknowledged point {id} lost"));
         assert_eq!((&r.vector, &r.payload), (v, p), "round {round}: point {id} not intact");
     }
     if let Some((id, (v, _))) = model.iter().next_back() {
@@ -137,7 +138,9 @@ fn crash_safety_under_sigkill() {
                 let (id, v, p) = &pts[0];
                 c.get(&PointId::Num(*id)).unwrap().is_some_and(|r| (&r.vector, &r.payload) == (v, p))
             }
-            Op::Delete(ids) => ids.iter().any(|id| model.contains_key(id) && c.get(&PointId::Num(*id)).unwrap().is_none()),
+            Op::Delete(ids) => {
+                ids.iter().any(|id| model.contains_key(id) && c.get(&PointId::Num(*id)).unwrap().is_none())
+            }
         };
         if landed {
             apply(&mut model, &in_flight);

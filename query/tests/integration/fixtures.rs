@@ -40,4 +40,3 @@ pub fn id_num(p: &naksha_query::ScoredPoint) -> u32 {
         PointId::Str(_) => u32::MAX,
     }
 }
-

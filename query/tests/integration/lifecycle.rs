@@ -54,8 +54,9 @@ fn updates_and_deletes_survive_flush_merge_and_restart() {
                 c.flush().unwrap();
             }
         }
-        let updates: Vec<Point> =
-            (0..3).map(|i| Point::new(PointId::Num(i), vec![100.0 + i as f32; DIM], json!({"updated": true}))).collect();
+        let updates: Vec<Point> = (0..3)
+            .map(|i| Point::new(PointId::Num(i), vec![100.0 + i as f32; DIM], json!({"updated": true})))
+            .collect();
         c.upsert(updates).unwrap();
         assert_eq!(c.delete((10..20).map(PointId::Num).collect()).unwrap(), 10);
         assert_eq!(c.delete(vec![PointId::Num(10), PointId::Num(999_999)]).unwrap(), 0);
@@ -71,11 +72,10 @@ fn updates_and_deletes_survive_flush_merge_and_restart() {
         assert_eq!(c.metrics().graph_builds.load(Relaxed), 0, "reopening must not rebuild graphs");
         assert_eq!(c.metrics().segments_loaded.load(Relaxed), 3);
         // Enough small segments to merge: they collapse into one, tombstones dropped.
-        let mut o = naksha_query::EngineOptions::default();
-        o.merge_min_segments = 3;
         drop(c);
         drop(db);
-        let db = Database::open_with(dir.path(), naksha_query::EngineOptions { background: false, ..o }).unwrap();
+        let o = naksha_query::EngineOptions { background: false, merge_min_segments: 3, ..Default::default() };
+        let db = Database::open_with(dir.path(), o).unwrap();
         let c = db.collection("c").unwrap();
         assert_eq!(c.merge().unwrap(), 1);
         assert_eq!(c.info().segments, 1);
@@ -133,7 +133,9 @@ fn delete_by_filter_string_ids_and_offsets() {
     let db = open(dir.path());
     let c = db.create_collection("c", config()).unwrap();
     let pts: Vec<Point> = (0..100)
-        .map(|i| Point::new(PointId::Str(format!("doc-{i}")), vec![i as f32; DIM], json!({"tag": format!("t{}", i % 4)})))
+        .map(|i| {
+            Point::new(PointId::Str(format!("doc-{i}")), vec![i as f32; DIM], json!({"tag": format!("t{}", i % 4)}))
+        })
         .collect();
     c.upsert(pts[..50].to_vec()).unwrap();
     c.flush().unwrap();

@@ -44,12 +44,18 @@ recall_cases! {
     cosine_384: 384, Metric::Cosine, Quantization::None;
     dot_384: 384, Metric::Dot, Quantization::None;
     l2_384: 384, Metric::L2, Quantization::None;
-    cosine_384_int8: 384, Metric::Cosine, Quantization::Int8;
+    cosine_128_int8: 128, Metric::Cosine, Quantization::Int8;
     dot_128_int8: 128, Metric::Dot, Quantization::Int8;
     l2_128_int8: 128, Metric::L2, Quantization::Int8;
+    cosine_384_int8: 384, Metric::Cosine, Quantization::Int8;
+    dot_384_int8: 384, Metric::Dot, Quantization::Int8;
+    l2_384_int8: 384, Metric::L2, Quantization::Int8;
 }
 
-fn filtered_collection(dir: &std::path::Path, planner: Planner) -> (Database, std::sync::Arc<naksha_query::Collection>) {
+fn filtered_collection(
+    dir: &std::path::Path,
+    planner: Planner,
+) -> (Database, std::sync::Arc<naksha_query::Collection>) {
     let dim = 128;
     let db = Database::open_with(dir, EngineOptions { planner, ..manual_options() }).unwrap();
     let c = db

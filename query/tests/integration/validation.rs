@@ -13,8 +13,14 @@ fn a_bad_point_rejects_the_whole_batch() {
     let good = |i: u64| Point::new(PointId::Num(i), vec![1.0, 2.0, 3.0], json!({"i": i}));
     let seq = c.upsert(vec![good(1)]).unwrap();
     let cases: Vec<(Point, &str)> = vec![
-        (Point::new(PointId::Num(9), vec![1.0, 2.0], json!({})), "point 9: vector has 2 dimensions, the collection expects 3"),
-        (Point::new(PointId::Str("x".into()), vec![1.0, f32::NAN, 0.0], json!({})), "point \"x\": vector element 1 is not a finite number"),
+        (
+            Point::new(PointId::Num(9), vec![1.0, 2.0], json!({})),
+            "point 9: vector has 2 dimensions, the collection expects 3",
+        ),
+        (
+            Point::new(PointId::Str("x".into()), vec![1.0, f32::NAN, 0.0], json!({})),
+            "point \"x\": vector element 1 is not a finite number",
+        ),
         (Point::new(PointId::Num(9), vec![f32::INFINITY, 0.0, 0.0], json!({})), "element 0"),
         (Point::new(PointId::Num(9), vec![0.0, 0.0, 0.0], json!({})), "zero vector"),
         (Point::new(PointId::Num(9), vec![1.0, 0.0, 0.0], json!([1, 2])), "payload must be a JSON object"),

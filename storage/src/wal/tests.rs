@@ -100,10 +100,10 @@ fn corrupt_older_file_is_reported_not_skipped() {
     wal.sync_through(3).unwrap();
     drop(wal);
     let first = dir.path().join(file_name(1));
-    let mut bytes = std::fs::read(&first).unwrap();
+    let mut bytes = fs_err::read(&first).unwrap();
     let n = bytes.len();
     bytes[n - 3] ^= 0x40;
-    std::fs::write(&first, bytes).unwrap();
+    fs_err::write(&first, bytes).unwrap();
     let err = Wal::open(dir.path(), 0, WalOptions::default()).unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");
 }
@@ -127,9 +127,9 @@ proptest! {
     #[test]
     fn torn_tail_is_cut_to_a_prefix(ops in prop::collection::vec(arb_op(), 1..6), cut in any::<prop::sample::Index>()) {
         let (dir, path) = write_log(&ops);
-        let bytes = std::fs::read(&path).unwrap();
+        let bytes = fs_err::read(&path).unwrap();
         let cut = FILE_HEADER + cut.index(bytes.len() - FILE_HEADER + 1);
-        std::fs::write(&path, &bytes[..cut]).unwrap();
+        fs_err::write(&path, &bytes[..cut]).unwrap();
         let (wal, replay) = Wal::open(dir.path(), 0, WalOptions::default()).unwrap();
         prop_assert!(replay.len() <= ops.len());
         for (i, (seq, op)) in replay.iter().enumerate() {
@@ -149,7 +149,7 @@ proptest! {
     #[test]
     fn bit_flips_never_misread(ops in prop::collection::vec(arb_op(), 1..6), at in any::<prop::sample::Index>(), bit in 0u8..8) {
         let (_dir, path) = write_log(&ops);
-        let mut bytes = std::fs::read(&path).unwrap();
+        let mut bytes = fs_err::read(&path).unwrap();
         let i = at.index(bytes.len());
         bytes[i] ^= 1 << bit;
         match scan(&bytes, None) {

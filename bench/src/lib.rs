@@ -1,0 +1,10 @@
+//! Naksha's benchmark harness: every figure in the README comes from here.
+//!
+//! - [`datasets`]: seeded synthetic clustered vectors, fvecs/ivecs files (TEXMEX layout).
+//! - [`ann`]: recall@k vs QPS sweeps of Naksha's HNSW beside `hnsw_rs`, in one run.
+//! - [`report`]: markdown tables with the machine, data, parameters and command.
+#![allow(clippy::print_stdout)]
+
+pub mod ann;
+pub mod datasets;
+pub mod report;

@@ -1,0 +1,120 @@
+//! `naksha-bench`: run a benchmark and write its markdown report.
+#![allow(clippy::print_stdout)] // a CLI: the report goes to stdout
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::{Parser, Subcommand};
+use naksha_bench::{ann, datasets, report};
+use naksha_index::metric::Metric;
+
+#[derive(Parser)]
+#[command(name = "naksha-bench", about = "Naksha benchmarks, side by side with peers, in one run")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Recall@k vs QPS sweep of Naksha's HNSW beside hnsw_rs.
+    Ann {
+        /// `synthetic` (seeded clustered vectors) or `fvecs` (with --base and --queries).
+        #[arg(long, default_value = "synthetic")]
+        dataset: String,
+        /// Base vectors (synthetic), or a limit on those read (fvecs).
+        #[arg(long, default_value_t = 100_000)]
+        n: usize,
+        /// Queries (synthetic).
+        #[arg(long, default_value_t = 1000)]
+        queries: usize,
+        /// Dimension (synthetic).
+        #[arg(long, default_value_t = 128)]
+        dim: usize,
+        /// cosine | dot | l2.
+        #[arg(long, default_value = "l2")]
+        metric: String,
+        /// Base vectors file (fvecs).
+        #[arg(long)]
+        base: Option<PathBuf>,
+        /// Query vectors file (fvecs).
+        #[arg(long)]
+        query_file: Option<PathBuf>,
+        #[arg(long, default_value_t = 16)]
+        m: usize,
+        #[arg(long, default_value_t = 200)]
+        ef_construction: usize,
+        /// Comma-separated ef values.
+        #[arg(long, default_value = "10,16,24,32,48,64,96,128,192,256,400")]
+        efs: String,
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        /// Also run Naksha with int8 quantization.
+        #[arg(long)]
+        int8: bool,
+        /// Build threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Seed (synthetic).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Write the markdown report here (also printed).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+fn metric(s: &str) -> Result<Metric> {
+    Ok(match s {
+        "cosine" => Metric::Cosine,
+        "dot" => Metric::Dot,
+        "l2" => Metric::L2,
+        other => bail!("unknown metric {other:?} (cosine, dot or l2)"),
+    })
+}
+
+fn main() -> Result<()> {
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    match Cli::parse().command {
+        Command::Ann {
+            dataset,
+            n,
+            queries,
+            dim,
+            metric: m,
+            base,
+            query_file,
+            m: links,
+            ef_construction,
+            efs,
+            k,
+            int8,
+            threads,
+            seed,
+            out,
+        } => {
+            if let Some(t) = threads {
+                rayon::ThreadPoolBuilder::new().num_threads(t).build_global()?;
+            }
+            let metric = metric(&m)?;
+            let ds = match dataset.as_str() {
+                "synthetic" => datasets::synthetic(n, queries, dim, metric, seed),
+                "fvecs" => match (base, query_file) {
+                    (Some(b), Some(q)) => datasets::from_fvecs(&b, &q, metric, Some(n))?,
+                    _ => bail!("--dataset fvecs needs --base and --query-file"),
+                },
+                other => bail!("unknown dataset {other:?}"),
+            };
+            let efs = efs.split(',').map(|e| e.trim().parse()).collect::<Result<Vec<usize>, _>>()?;
+            let args = ann::AnnArgs { m: links, ef_construction, efs, k, int8, skip_peer: false };
+            let r = ann::run(&ds, &args)?;
+            let md = report::ann_markdown(&r, &command);
+            println!("{md}");
+            if let Some(path) = out {
+                fs_err::write(&path, md)?;
+                eprintln!("wrote {}", path.display());
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! Markdown reports that name the machine, data, parameters and command.
+
+use std::fmt::Write;
+
+use crate::ann::{qps_at, AnnReport};
+
+/// CPU model and core count of this machine.
+pub fn machine() -> String {
+    let cpu = fs_err::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cpu}, {cores} cores, kernels: {}", naksha_index::distance::active().name)
+}
+
+/// Render an ANN sweep as markdown.
+pub fn ann_markdown(r: &AnnReport, command: &str) -> String {
+    let mut s = String::new();
+    let a = &r.args;
+    let _ = writeln!(s, "### ANN sweep: {}\n", r.dataset);
+    let _ = writeln!(
+        s,
+        "- data: {} vectors, dim {}, metric {:?}, {} queries (held out), k = {}\n- index: m = {}, ef_construction = {}, {} build threads; queries one at a time on one thread\n- machine: {}\n- command: `{command}`\n",
+        r.n, r.dim, r.metric, r.queries, a.k, a.m, a.ef_construction, r.threads, machine()
+    );
+    let _ = writeln!(s, "| engine | build s | memory MiB (RSS growth) | QPS @ recall 0.95 | QPS @ recall 0.99 |");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|");
+    let fmt = |q: Option<f64>| q.map_or("not reached".to_owned(), |q| format!("{q:.0}"));
+    for e in &r.engines {
+        let _ = writeln!(
+            s,
+            "| {} | {:.2} | {:.1} | {} | {} |",
+            e.name,
+            e.build_secs,
+            e.rss_bytes as f64 / (1 << 20) as f64,
+            fmt(qps_at(&e.curve, 0.95)),
+            fmt(qps_at(&e.curve, 0.99))
+        );
+    }
+    let _ = writeln!(s, "\nRaw vectors + Naksha graph links: {:.1} MiB.\n", r.raw_plus_links as f64 / (1 << 20) as f64);
+    if let (Some(n), Some(p)) =
+        (r.engines.iter().find(|e| e.name == "naksha"), r.engines.iter().find(|e| e.name == "hnsw_rs"))
+    {
+        let _ = writeln!(s, "Ratios, naksha / hnsw_rs (same run):\n");
+        for target in [0.95, 0.99] {
+            match (qps_at(&n.curve, target), qps_at(&p.curve, target)) {
+                (Some(a), Some(b)) => {
+                    let _ = writeln!(s, "- QPS at recall {target}: **{:.2}×**", a / b);
+                }
+                _ => {
+                    let _ = writeln!(s, "- QPS at recall {target}: not reached by both");
+                }
+            }
+        }
+        let _ = writeln!(s, "- build time: **{:.2}×**\n", n.build_secs / p.build_secs);
+    }
+    let _ = writeln!(
+        s,
+        "| ef | {} |",
+        r.engines.iter().map(|e| format!("{0} recall | {0} QPS", e.name)).collect::<Vec<_>>().join(" | ")
+    );
+    let _ = writeln!(s, "|---:|{}", "---:|---:|".repeat(r.engines.len()));
+    for (i, ef) in a.efs.iter().enumerate() {
+        let cells: Vec<String> =
+            r.engines.iter().map(|e| format!("{:.4} | {:.0}", e.curve[i].recall, e.curve[i].qps)).collect();
+        let _ = writeln!(s, "| {ef} | {} |", cells.join(" | "));
+    }
+    s
+}

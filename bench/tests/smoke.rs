@@ -1,0 +1,38 @@
+//! A seconds-long smoke run of each benchmark so they cannot rot.
+
+use naksha_bench::{ann, datasets, report};
+use naksha_index::metric::Metric;
+
+#[test]
+fn ann_sweep_smoke() {
+    for metric in [Metric::L2, Metric::Cosine] {
+        let ds = datasets::synthetic(2000, 30, 16, metric, 1);
+        let args = ann::AnnArgs { m: 8, ef_construction: 64, efs: vec![10, 64], k: 10, int8: true, skip_peer: false };
+        let r = ann::run(&ds, &args).unwrap();
+        assert_eq!(r.engines.len(), 3);
+        for e in &r.engines {
+            assert_eq!(e.curve.len(), 2);
+            assert!(e.curve[1].recall > 0.8, "{}: {:?}", e.name, e.curve);
+            assert!(e.curve.iter().all(|p| p.qps > 0.0));
+        }
+        let md = report::ann_markdown(&r, "test");
+        assert!(md.contains("| naksha |") && md.contains("hnsw_rs"));
+    }
+}
+
+#[test]
+fn fvecs_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("x.fvecs");
+    let v: Vec<f32> = (0..30).map(|i| i as f32).collect();
+    datasets::write_fvecs(&p, 3, &v).unwrap();
+    assert_eq!(datasets::read_fvecs(&p).unwrap(), (3, v));
+}
+
+#[test]
+fn qps_interpolates_between_points() {
+    let c = |ef, recall, qps| ann::CurvePoint { ef, recall, qps };
+    let curve = [c(10, 0.9, 1000.0), c(20, 0.96, 500.0), c(40, 0.995, 250.0)];
+    assert!((ann::qps_at(&curve, 0.93).unwrap() - 750.0).abs() < 1e-6);
+    assert!(ann::qps_at(&curve, 0.999).is_none());
+}
