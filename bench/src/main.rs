@@ -52,6 +52,9 @@ enum Command {
         /// Also run Naksha with int8 quantization.
         #[arg(long)]
         int8: bool,
+        /// Run Naksha only (no peer), e.g. to compare two Naksha builds.
+        #[arg(long)]
+        skip_peer: bool,
         /// Build threads (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
@@ -89,6 +92,7 @@ fn main() -> Result<()> {
             efs,
             k,
             int8,
+            skip_peer,
             threads,
             seed,
             out,
@@ -106,7 +110,7 @@ fn main() -> Result<()> {
                 other => bail!("unknown dataset {other:?}"),
             };
             let efs = efs.split(',').map(|e| e.trim().parse()).collect::<Result<Vec<usize>, _>>()?;
-            let args = ann::AnnArgs { m: links, ef_construction, efs, k, int8, skip_peer: false };
+            let args = ann::AnnArgs { m: links, ef_construction, efs, k, int8, skip_peer };
             let r = ann::run(&ds, &args)?;
             let md = report::ann_markdown(&r, &command);
             println!("{md}");

@@ -262,7 +262,7 @@ impl Segment {
         deleted: &Bitset,
     ) -> Vec<Neighbor> {
         let vectors = self.vectors.as_slice();
-        let f32_scorer = F32Scorer { query, vectors, dim: self.dim, metric: self.metric };
+        let f32_scorer = F32Scorer::new(query, vectors, self.dim, self.metric);
         let exact = |i: u32| self.metric.distance(query, &vectors[i as usize * self.dim..][..self.dim]);
         match (strategy, allowed) {
             (Strategy::Exact, Some(allowed)) => {

@@ -46,16 +46,24 @@ pub(super) fn kernels() -> Option<Kernels> {
     Some(Kernels { name, dot, l2sq, dot_i8, l2sq_i8 })
 }
 
-/// Hint the CPU to start loading the cache line holding `data[0]`.
+/// Cache lines of a vector to prefetch ahead of scoring it; the hardware
+/// prefetcher streams the rest once the first lines miss.
+const PREFETCH_LINES: usize = 4;
+
+/// Hint the CPU to start loading the first cache lines of `data`.
 #[inline(always)]
 pub fn prefetch<T>(data: &[T]) {
     #[cfg(target_arch = "x86_64")]
     {
-        // SAFETY: a prefetch is only a hint; it never faults, even on an invalid
-        // address, and here the pointer comes from a live slice. SSE is part of the
-        // x86_64 baseline, so the instruction always exists.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(data.as_ptr().cast());
+        let bytes = std::mem::size_of_val(data);
+        let ptr = data.as_ptr().cast::<i8>();
+        for line in 0..PREFETCH_LINES.min(bytes.div_ceil(64)) {
+            // SAFETY: a prefetch is only a hint and never faults; the address stays
+            // inside the live slice (line * 64 < its length in bytes). SSE is part of
+            // the x86_64 baseline, so the instruction always exists.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ptr.add(line * 64));
+            }
         }
     }
     #[cfg(not(target_arch = "x86_64"))]

@@ -279,7 +279,7 @@ impl HnswBuilder {
     /// Search the graph under construction (same walk as [`Graph::search`]).
     pub fn search(&self, query: &[f32], k: usize, ef: usize) -> Vec<Neighbor> {
         let Some((ep, max_level)) = *self.entry.read() else { return Vec::new() };
-        let scorer = F32Scorer { query, vectors: &self.vectors, dim: self.dim, metric: self.metric };
+        let scorer = F32Scorer::new(query, &self.vectors, self.dim, self.metric);
         let mut cur = Neighbor { distance: scorer.distance(ep), node: ep };
         for level in (1..=max_level as usize).rev() {
             cur = greedy(self, &scorer, cur, level);

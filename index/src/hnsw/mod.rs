@@ -88,21 +88,33 @@ pub trait Scorer {
 /// Scores full-precision vectors stored contiguously (`node * dim ..`).
 #[derive(Debug, Clone, Copy)]
 pub struct F32Scorer<'a> {
-    /// Prepared query (normalised for cosine).
-    pub query: &'a [f32],
-    /// All vectors, `n × dim`.
-    pub vectors: &'a [f32],
-    /// Dimension.
-    pub dim: usize,
-    /// Metric.
-    pub metric: Metric,
+    query: &'a [f32],
+    vectors: &'a [f32],
+    dim: usize,
+    metric: Metric,
+    /// Resolved once per query rather than once per distance.
+    kernel: fn(&[f32], &[f32]) -> f32,
+}
+
+impl<'a> F32Scorer<'a> {
+    /// Score a prepared `query` (normalised for cosine) against `vectors` (`n × dim`).
+    pub fn new(query: &'a [f32], vectors: &'a [f32], dim: usize, metric: Metric) -> Self {
+        let k = distance::active();
+        let kernel = if metric == Metric::L2 { k.l2sq } else { k.dot };
+        Self { query, vectors, dim, metric, kernel }
+    }
 }
 
 impl Scorer for F32Scorer<'_> {
     #[inline]
     fn distance(&self, node: u32) -> f32 {
         let at = node as usize * self.dim;
-        self.metric.distance(self.query, &self.vectors[at..at + self.dim])
+        let raw = (self.kernel)(self.query, &self.vectors[at..at + self.dim]);
+        match self.metric {
+            Metric::Cosine => 1.0 - raw,
+            Metric::Dot => -raw,
+            Metric::L2 => raw,
+        }
     }
 
     #[inline]

@@ -11,7 +11,7 @@ fn mean_recall(graph: &Graph, vectors: &[f32], queries: &[f32], dim: usize, metr
     let nq = queries.len() / dim;
     for q in queries.chunks_exact(dim) {
         let truth = exact_knn(vectors, dim, metric, q, 10);
-        let scorer = F32Scorer { query: q, vectors, dim, metric };
+        let scorer = F32Scorer::new(q, vectors, dim, metric);
         let (got, _) = graph.search(&scorer, 10, ef, |_| true);
         total += recall(&nodes(&truth), &nodes(&got));
     }
@@ -63,10 +63,10 @@ fn incremental_inserts_are_searchable_at_once() {
 #[test]
 fn empty_and_single_node_graphs() {
     let (g, v) = HnswBuilder::build(4, Metric::L2, HnswParams::default(), Vec::new()).freeze();
-    let s = F32Scorer { query: &[0.0; 4], vectors: &v, dim: 4, metric: Metric::L2 };
+    let s = F32Scorer::new(&[0.0; 4], &v, 4, Metric::L2);
     assert!(g.search(&s, 5, 10, |_| true).0.is_empty());
     let (g, v) = HnswBuilder::build(4, Metric::L2, HnswParams::default(), vec![1.0; 4]).freeze();
-    let s = F32Scorer { query: &[0.0; 4], vectors: &v, dim: 4, metric: Metric::L2 };
+    let s = F32Scorer::new(&[0.0; 4], &v, 4, Metric::L2);
     assert_eq!(nodes(&g.search(&s, 5, 10, |_| true).0), vec![0]);
 }
 
@@ -78,7 +78,7 @@ fn admit_filters_results_but_not_the_walk() {
     let q = &vectors[..dim];
     let admit = |i: u32| i % 10 == 3;
     let truth = crate::topk::exact(2000, 10, |i| Metric::L2.distance(q, &vectors[i as usize * dim..][..dim]), admit);
-    let scorer = F32Scorer { query: q, vectors: &vectors, dim, metric: Metric::L2 };
+    let scorer = F32Scorer::new(q, &vectors, dim, Metric::L2);
     let (got, _) = graph.search(&scorer, 10, 128, admit);
     assert!(got.iter().all(|n| admit(n.node)));
     assert!(recall(&nodes(&truth), &nodes(&got)) >= 0.9);
@@ -98,7 +98,7 @@ fn file_round_trip_is_used_in_place() {
     for i in 0..800 {
         assert_eq!(mapped.neighbours(i), graph.neighbours(i));
     }
-    let scorer = F32Scorer { query: &vectors[..dim], vectors: &vectors, dim, metric: Metric::L2 };
+    let scorer = F32Scorer::new(&vectors[..dim], &vectors, dim, Metric::L2);
     assert_eq!(mapped.search(&scorer, 10, 64, |_| true).0, graph.search(&scorer, 10, 64, |_| true).0);
 }
 
