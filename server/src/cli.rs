@@ -1,0 +1,181 @@
+//! The operator CLI: a small blocking HTTP client for a running server.
+#![allow(clippy::print_stdout)] // a CLI: results go to stdout
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Value};
+
+/// A client for one server.
+#[derive(Debug)]
+pub struct Client {
+    base: String,
+    api_key: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    /// A client for `base` (e.g. `http://127.0.0.1:6480`).
+    pub fn new(base: &str, api_key: Option<String>) -> Self {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        Self { base: base.trim_end_matches('/').to_owned(), api_key, agent }
+    }
+
+    /// Send a request; returns the status and the parsed JSON body.
+    pub fn request(&self, method: &str, path: &str, body: Option<(&str, String)>) -> Result<(u16, Value)> {
+        let url = format!("{}{path}", self.base);
+        let auth = self.api_key.as_ref().map(|k| format!("Bearer {k}"));
+        let res = match (method, body) {
+            ("GET" | "DELETE", _) => {
+                let mut r = if method == "GET" { self.agent.get(&url) } else { self.agent.delete(&url) };
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.call()
+            }
+            (m, body) => {
+                let mut r = if m == "PUT" { self.agent.put(&url) } else { self.agent.post(&url) };
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                let (ct, data) = body.unwrap_or(("application/json", "{}".to_owned()));
+                r.header("Content-Type", ct).send(data)
+            }
+        }
+        .with_context(|| format!("cannot reach {url}"))?;
+        let status = res.status().as_u16();
+        let text = res.into_body().read_to_string()?;
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok((status, value))
+    }
+
+    fn ok(&self, method: &str, path: &str, body: Option<(&str, String)>) -> Result<Value> {
+        let (status, v) = self.request(method, path, body)?;
+        if status >= 400 {
+            let msg = v["error"]["message"].as_str().map_or_else(|| v.to_string(), str::to_owned);
+            bail!("{status}: {msg}");
+        }
+        Ok(v)
+    }
+}
+
+/// `naksha collections ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum CollectionsAction {
+    /// List collections and their point counts.
+    List,
+    /// Create a collection.
+    Create {
+        /// Name.
+        name: String,
+        /// Vector dimension.
+        #[arg(long)]
+        dim: usize,
+        /// cosine | dot | l2.
+        #[arg(long, default_value = "cosine")]
+        metric: String,
+        /// none | int8.
+        #[arg(long, default_value = "none")]
+        quantization: String,
+        /// Payload index as KEY=TYPE (keyword, integer, float, bool); repeatable.
+        #[arg(long = "index")]
+        indexes: Vec<String>,
+    },
+    /// Show a collection's configuration and sizes.
+    Info {
+        /// Name.
+        name: String,
+    },
+    /// Delete a collection and its data.
+    Delete {
+        /// Name.
+        name: String,
+    },
+}
+
+/// Run a collections subcommand.
+pub fn collections(client: &Client, action: CollectionsAction) -> Result<()> {
+    let v = match action {
+        CollectionsAction::List => client.ok("GET", "/v1/collections", None)?,
+        CollectionsAction::Create { name, dim, metric, quantization, indexes } => {
+            let mut payload_index = serde_json::Map::new();
+            for i in indexes {
+                let (k, t) = i.split_once('=').context("--index takes KEY=TYPE")?;
+                payload_index.insert(k.to_owned(), json!(t));
+            }
+            let body = json!({"vectors": {"dim": dim, "metric": metric, "quantization": quantization}, "payload_index": payload_index});
+            client.ok("PUT", &format!("/v1/collections/{name}"), Some(("application/json", body.to_string())))?
+        }
+        CollectionsAction::Info { name } => client.ok("GET", &format!("/v1/collections/{name}"), None)?,
+        CollectionsAction::Delete { name } => client.ok("DELETE", &format!("/v1/collections/{name}"), None)?,
+    };
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}
+
+/// `naksha import FILE --collection C`: NDJSON batches with a progress bar and a summary.
+pub fn import(client: &Client, file: &Path, collection: &str, batch: usize) -> Result<()> {
+    let f = fs_err::File::open(file)?;
+    let total = f.metadata()?.len();
+    let bar = ProgressBar::new(total).with_style(
+        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg} ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = Instant::now();
+    let (mut sent, mut failed, mut lines) = (0usize, 0usize, Vec::new());
+    let path = format!("/v1/collections/{collection}/points");
+    let flush = |lines: &mut Vec<String>, sent: &mut usize, failed: &mut usize| -> Result<()> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let n = lines.len();
+        let (status, v) = client.request("POST", &path, Some(("application/x-ndjson", lines.join("\n"))))?;
+        if status >= 400 {
+            *failed += n;
+            bar.println(format!("batch of {n} rejected ({status}): {}", v["error"]["message"].as_str().unwrap_or("")));
+        } else {
+            *sent += n;
+        }
+        lines.clear();
+        Ok(())
+    };
+    for line in BufReader::new(f).lines() {
+        let line = line?;
+        bar.inc(line.len() as u64 + 1);
+        if line.trim().is_empty() {
+            continue;
+        }
+        lines.push(line);
+        if lines.len() >= batch.max(1) {
+            flush(&mut lines, &mut sent, &mut failed)?;
+            bar.set_message(format!("{sent} points"));
+        }
+    }
+    flush(&mut lines, &mut sent, &mut failed)?;
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    println!("imported {sent} points in {secs:.2} s ({:.0} points/s), {failed} errors", sent as f64 / secs.max(1e-9));
+    if failed > 0 {
+        bail!("{failed} points were rejected");
+    }
+    Ok(())
+}
+
+/// `naksha query`.
+pub fn query(client: &Client, collection: &str, vector: &str, limit: usize, filter: Option<&str>) -> Result<()> {
+    let vector: Value = serde_json::from_str(vector).context("--vector must be a JSON array")?;
+    let mut body = json!({"vector": vector, "limit": limit});
+    if let Some(f) = filter {
+        body["filter"] = serde_json::from_str(f).context("--filter must be JSON")?;
+    }
+    let v = client.ok(
+        "POST",
+        &format!("/v1/collections/{collection}/query"),
+        Some(("application/json", body.to_string())),
+    )?;
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}

@@ -1,0 +1,207 @@
+//! The HTTP API of `shared/API.md`, on axum.
+//!
+//! | file             | routes                                                        |
+//! |------------------|---------------------------------------------------------------|
+//! | `mod.rs`         | router, state, auth/metrics/panic layers, health, metrics     |
+//! | `collections.rs` | `PUT/GET/DELETE /v1/collections[/{name}]`                     |
+//! | `points.rs`      | upsert (JSON, NDJSON), get, delete                            |
+//! | `query.rs`       | `POST /v1/collections/{name}/query`                           |
+//!
+//! Engine calls block (fsync, search), so they run on tokio's blocking pool,
+//! never on the async workers.
+
+mod collections;
+mod points;
+mod query;
+
+use std::any::Any;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use naksha_query::Database;
+use serde::de::DeserializeOwned;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// Shared by every handler.
+#[derive(Debug)]
+pub struct AppState {
+    /// Set once recovery has finished.
+    pub db: OnceLock<Arc<Database>>,
+    /// Request metrics.
+    pub metrics: Metrics,
+    /// Required bearer token (empty: none).
+    pub api_key: String,
+    /// Body limit in bytes.
+    pub body_limit: usize,
+}
+
+impl AppState {
+    /// The database, or 503 while recovery runs.
+    pub fn db(&self) -> Result<Arc<Database>, ApiError> {
+        self.db.get().cloned().ok_or_else(|| ApiError::unavailable("recovering; retry shortly"))
+    }
+}
+
+/// Run blocking engine work off the async workers.
+pub async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)?
+}
+
+/// Parse a JSON body with the parser's message on failure, and 413 past the limit.
+pub fn parse_json<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<T, ApiError> {
+    let bytes = body_bytes(body, limit)?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid(format!("malformed JSON body: {e}")))
+}
+
+fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+    body.map_err(|e| match e {
+        BytesRejection::FailedToBufferBody(_) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::too_large(limit)
+        }
+        other => ApiError::invalid(format!("cannot read the request body: {other}")),
+    })
+}
+
+/// The full router with every layer.
+pub fn router(state: Arc<AppState>) -> Router {
+    let api = Router::new()
+        .route("/v1/collections", get(collections::list))
+        .route("/v1/collections/{name}", get(collections::info).put(collections::create).delete(collections::delete))
+        .route("/v1/collections/{name}/points", post(points::upsert))
+        .route("/v1/collections/{name}/points/delete", post(points::delete))
+        .route("/v1/collections/{name}/points/{id}", get(points::get))
+        .route("/v1/collections/{name}/query", post(query::query))
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
+    let open = Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz));
+    with_layers(api.merge(open).fallback(not_found), state)
+}
+
+/// Layers shared by every route: body limit, metrics, and panics turned into 500s.
+pub fn with_layers(router: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
+    let limit = state.body_limit;
+    router
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response {
+    let what = err.downcast_ref::<String>().cloned().or_else(|| err.downcast_ref::<&str>().map(|s| (*s).to_owned()));
+    ApiError::internal(format!("handler panicked: {}", what.unwrap_or_default())).into_response()
+}
+
+async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched".to_owned(), |p| p.as_str().to_owned());
+    let res = next.run(req).await;
+    let status = res.status().as_u16();
+    state.metrics.observe(&method, &route, status, started.elapsed().as_secs_f64());
+    tracing::debug!(%method, %route, status, took_ms = started.elapsed().as_secs_f64() * 1e3, "request");
+    res
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn auth(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if !state.api_key.is_empty() {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), state.api_key.as_bytes())) {
+            return ApiError::unauthenticated().into_response();
+        }
+    }
+    next.run(req).await
+}
+
+async fn healthz() -> Response {
+    json_response(StatusCode::OK, serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    match state.db.get() {
+        Some(_) => json_response(StatusCode::OK, serde_json::json!({"status": "ready"})),
+        None => ApiError::unavailable("recovering").into_response(),
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let s = state.clone();
+    let text = blocking(move || Ok(s.metrics.render(s.db.get().map(|d| d.as_ref())))).await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+async fn not_found(req: Request<Body>) -> ApiError {
+    ApiError::not_found(format!("no route for {} {}", req.method(), req.uri().path()))
+}
+
+/// A JSON response.
+pub fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn state() -> Arc<AppState> {
+        Arc::new(AppState {
+            db: OnceLock::new(),
+            metrics: Metrics::default(),
+            api_key: String::new(),
+            body_limit: 1024,
+        })
+    }
+
+    async fn boom() -> &'static str {
+        panic!("boom")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_becomes_a_500_and_the_server_lives_on() {
+        let panicky: Router<Arc<AppState>> =
+            Router::new().route("/boom", get(boom)).route("/ok", get(|| async { "fine" }));
+        let app = with_layers(panicky, state());
+        let res = app.clone().oneshot(Request::get("/boom").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(res.into_body(), 1 << 16).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["code"], "internal");
+        let res = app.oneshot(Request::get("/ok").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn readiness_waits_for_recovery() {
+        let app = router(state());
+        let res = app.clone().oneshot(Request::get("/readyz").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let res = app.oneshot(Request::get("/v1/collections").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+}

@@ -1,0 +1,103 @@
+//! The `naksha` server: HTTP over the Naksha engine, settings, metrics and the
+//! operator CLI's client.
+//!
+//! [`run`] binds the listener first (so `/healthz` answers and `/readyz` says
+//! 503 during recovery), opens the data directory on the blocking pool, then
+//! serves until the shutdown future resolves; in-flight requests finish, and
+//! every acknowledged write is already fsynced in the WAL.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod settings;
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+
+use anyhow::Context;
+use naksha_query::{Database, EngineOptions};
+
+use crate::http::AppState;
+use crate::settings::Settings;
+
+/// Serve until `shutdown` resolves.
+pub async fn run(settings: Settings, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(settings.server.http_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.server.http_addr))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(http_addr = %addr, data_dir = %settings.storage.data_dir.display(), "listening");
+    if !addr.ip().is_loopback() {
+        tracing::warn!(http_addr = %addr, auth = !settings.server.api_key.is_empty(), "listening beyond loopback");
+    }
+    let state = Arc::new(AppState {
+        db: OnceLock::new(),
+        metrics: Default::default(),
+        api_key: settings.server.api_key.clone(),
+        body_limit: settings.server.body_limit_bytes,
+    });
+    let options = EngineOptions {
+        flush_points: settings.storage.flush_points,
+        max_memtable_points: settings.storage.flush_points.saturating_mul(4),
+        merge_min_segments: settings.storage.merge_min_segments,
+        ..EngineOptions::default()
+    };
+    let dir = settings.storage.data_dir.clone();
+    let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
+    let recover_state = state.clone();
+    tokio::task::spawn_blocking(move || match Database::open_with(&dir, options) {
+        Ok(db) => {
+            let n = db.list().len();
+            let _ = recover_state.db.set(Arc::new(db));
+            tracing::info!(collections = n, "recovery finished; ready");
+        }
+        Err(e) => {
+            let _ =
+                failed_tx.send(anyhow::Error::new(e).context(format!("cannot open data directory {}", dir.display())));
+        }
+    });
+    let failed = Arc::new(tokio::sync::Mutex::new(None));
+    let failed_slot = failed.clone();
+    let stop = async move {
+        tokio::select! {
+            () = shutdown => tracing::info!("shutting down: finishing in-flight requests"),
+            Ok(e) = failed_rx => { *failed_slot.lock().await = Some(e); }
+        }
+    };
+    axum::serve(listener, http::router(state.clone())).with_graceful_shutdown(stop).await?;
+    if let Some(e) = failed.lock().await.take() {
+        return Err(e);
+    }
+    // Dropping the database stops background flushes and merges; the WAL already holds every acknowledged write.
+    if let Some(db) = state.db.get() {
+        let db = db.clone();
+        drop(state);
+        tokio::task::spawn_blocking(move || drop(db)).await?;
+    }
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,113 @@
+//! `naksha`: the server (`naksha serve`) and the operator CLI that talks to it.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use naksha_server::cli::{self, Client};
+use naksha_server::settings::Settings;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "naksha", version, about = "Naksha vector database: server and operator CLI")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct Remote {
+    /// Base URL of a running server.
+    #[arg(long, env = "NAKSHA_URL", default_value = "http://127.0.0.1:6480", global = true)]
+    url: String,
+    /// API key, when the server requires one.
+    #[arg(long, env = "NAKSHA_API_KEY", hide_env_values = true, global = true)]
+    api_key: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API over a data directory.
+    Serve {
+        /// Settings file (TOML); see config/naksha.toml for every key.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Data directory (storage.data_dir).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// HTTP listen address (server.http_addr); port 0 picks a free port.
+        #[arg(long)]
+        http_addr: Option<std::net::SocketAddr>,
+    },
+    /// Manage collections on a running server.
+    Collections {
+        #[command(subcommand)]
+        action: cli::CollectionsAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Import points from a JSON Lines file (one {"id", "vector", "payload"} per line).
+    Import {
+        /// The file.
+        file: PathBuf,
+        /// Target collection.
+        #[arg(long)]
+        collection: String,
+        /// Points per request.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Run a vector query.
+    Query {
+        /// Collection.
+        #[arg(long)]
+        collection: String,
+        /// Query vector as JSON, e.g. "[0.1, 0.2]".
+        #[arg(long)]
+        vector: String,
+        /// Results.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// Filter as JSON.
+        #[arg(long)]
+        filter: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+fn init_tracing(format: &str, level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.with_ansi(false).init();
+    }
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Serve { config, data_dir, http_addr } => {
+            let mut settings = Settings::load(config.as_deref(), std::env::vars())?;
+            if let Some(d) = data_dir {
+                settings.storage.data_dir = d;
+            }
+            if let Some(a) = http_addr {
+                settings.server.http_addr = a;
+            }
+            init_tracing(&settings.log.format, &settings.log.level);
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(naksha_server::run(settings, naksha_server::shutdown_signal()))
+        }
+        Command::Collections { action, remote } => cli::collections(&Client::new(&remote.url, remote.api_key), action),
+        Command::Import { file, collection, batch, remote } => {
+            cli::import(&Client::new(&remote.url, remote.api_key), &file, &collection, batch)
+        }
+        Command::Query { collection, vector, limit, filter, remote } => {
+            cli::query(&Client::new(&remote.url, remote.api_key), &collection, &vector, limit, filter.as_deref())
+        }
+    }
+}

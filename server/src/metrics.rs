@@ -1,0 +1,125 @@
+//! Prometheus metrics in the text exposition format: request counts and
+//! latency histograms per route and status, collection gauges, engine
+//! counters and process memory.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::Ordering::Relaxed;
+
+use naksha_query::Database;
+use parking_lot_free::Mutex;
+
+/// Latency bucket upper bounds, seconds.
+const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+
+mod parking_lot_free {
+    /// `std::sync::Mutex` that shrugs off poisoning (a panicking handler must not break metrics).
+    #[derive(Debug, Default)]
+    pub struct Mutex<T>(std::sync::Mutex<T>);
+    impl<T> Mutex<T> {
+        pub fn lock(&self) -> std::sync::MutexGuard<'_, T> {
+            self.0.lock().unwrap_or_else(|p| p.into_inner())
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// Request metrics, keyed by (method, route, status).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, u16), Histogram>>,
+}
+
+impl Metrics {
+    /// Record one request.
+    pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let mut map = self.requests.lock();
+        let h = map.entry((method.to_owned(), route.to_owned(), status)).or_default();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if seconds <= *b {
+                h.buckets[i] += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += seconds;
+    }
+
+    /// Render everything, including gauges read from `db` now.
+    pub fn render(&self, db: Option<&Database>) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "# HELP naksha_http_requests_total HTTP requests by method, route and status.");
+        let _ = writeln!(s, "# TYPE naksha_http_requests_total counter");
+        let map = self.requests.lock().clone();
+        for ((m, r, st), h) in &map {
+            let _ =
+                writeln!(s, "naksha_http_requests_total{{method=\"{m}\",route=\"{r}\",status=\"{st}\"}} {}", h.count);
+        }
+        let _ = writeln!(s, "# HELP naksha_http_request_duration_seconds HTTP request latency.");
+        let _ = writeln!(s, "# TYPE naksha_http_request_duration_seconds histogram");
+        for ((m, r, st), h) in &map {
+            let labels = format!("method=\"{m}\",route=\"{r}\",status=\"{st}\"");
+            for (i, b) in BUCKETS.iter().enumerate() {
+                let _ =
+                    writeln!(s, "naksha_http_request_duration_seconds_bucket{{{labels},le=\"{b}\"}} {}", h.buckets[i]);
+            }
+            let _ = writeln!(s, "naksha_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
+            let _ = writeln!(s, "naksha_http_request_duration_seconds_sum{{{labels}}} {}", h.sum);
+            let _ = writeln!(s, "naksha_http_request_duration_seconds_count{{{labels}}} {}", h.count);
+        }
+        if let Some(db) = db {
+            let gauges: [(&str, &str, &str); 6] = [
+                ("naksha_collection_points", "gauge", "Live points per collection."),
+                ("naksha_collection_segments", "gauge", "Immutable segments per collection."),
+                ("naksha_collection_wal_bytes", "gauge", "Write-ahead log bytes per collection."),
+                ("naksha_collection_disk_bytes", "gauge", "Bytes on disk per collection."),
+                ("naksha_flush_seconds_total", "counter", "Time spent flushing memtables."),
+                ("naksha_merge_seconds_total", "counter", "Time spent merging segments."),
+            ];
+            let mut rows: Vec<[f64; 6]> = Vec::new();
+            let mut names = Vec::new();
+            let mut counts: Vec<(u64, u64)> = Vec::new();
+            for (name, _) in db.list() {
+                let Ok(c) = db.collection(&name) else { continue };
+                let i = c.info();
+                let m = c.metrics();
+                rows.push([
+                    i.points as f64,
+                    i.segments as f64,
+                    i.wal_bytes as f64,
+                    i.disk_bytes as f64,
+                    m.flush_micros.load(Relaxed) as f64 / 1e6,
+                    m.merge_micros.load(Relaxed) as f64 / 1e6,
+                ]);
+                counts.push((m.flushes.load(Relaxed), m.merges.load(Relaxed)));
+                names.push(name);
+            }
+            for (g, (metric, kind, help)) in gauges.iter().enumerate() {
+                let _ = writeln!(s, "# HELP {metric} {help}\n# TYPE {metric} {kind}");
+                for (name, row) in names.iter().zip(&rows) {
+                    let _ = writeln!(s, "{metric}{{collection=\"{name}\"}} {}", row[g]);
+                }
+            }
+            let _ = writeln!(s, "# HELP naksha_flushes_total Completed flushes.\n# TYPE naksha_flushes_total counter");
+            for (name, (f, _)) in names.iter().zip(&counts) {
+                let _ = writeln!(s, "naksha_flushes_total{{collection=\"{name}\"}} {f}");
+            }
+            let _ = writeln!(s, "# HELP naksha_merges_total Completed merges.\n# TYPE naksha_merges_total counter");
+            for (name, (_, m)) in names.iter().zip(&counts) {
+                let _ = writeln!(s, "naksha_merges_total{{collection=\"{name}\"}} {m}");
+            }
+        }
+        let rss = fs_err::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|t| t.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .map_or(0, |p| p * 4096);
+        let _ = writeln!(s, "# HELP process_resident_memory_bytes Resident memory size in bytes.");
+        let _ = writeln!(s, "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}");
+        s
+    }
+}

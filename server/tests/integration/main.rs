@@ -1,0 +1,4 @@
+//! End-to-end tests: the real `naksha` binary on an ephemeral port.
+
+mod api;
+mod server;

@@ -1,0 +1,81 @@
+//! Starting and stopping the real binary.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use naksha_server::cli::Client;
+use serde_json::Value;
+
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub client: Client,
+    logs: mpsc::Receiver<String>,
+}
+
+impl Server {
+    pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_naksha"));
+        cmd.args(["serve", "--http-addr", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
+        cmd.env_remove("NAKSHA_API_KEY").env("RUST_LOG", "info").stderr(Stdio::piped()).stdout(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start naksha");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = loop {
+            let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("server log");
+            if let Some(rest) = line.split("http_addr=").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_owned();
+            }
+        };
+        let url = format!("http://{addr}");
+        let key = env.iter().find(|(k, _)| *k == "NAKSHA_API_KEY").map(|(_, v)| v.to_string());
+        let server = Server { child, client: Client::new(&url, key), url, logs: rx };
+        while server.get("/readyz").0 != 200 {
+            assert!(Instant::now() < deadline, "server never became ready");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        self.client.request("GET", path, None).unwrap()
+    }
+
+    pub fn send(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
+        self.client.request(method, path, Some(("application/json", body.to_owned()))).unwrap()
+    }
+
+    pub fn ndjson(&self, path: &str, body: &str) -> (u16, Value) {
+        self.client.request("POST", path, Some(("application/x-ndjson", body.to_owned()))).unwrap()
+    }
+
+    /// SIGTERM, wait for a clean exit, return the log lines after the signal.
+    pub fn stop(mut self) -> Vec<String> {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "server exited with {exit}");
+        self.logs.try_iter().collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
