@@ -1,9 +1,31 @@
 #!/usr/bin/env bash
-# Quickstart: build Naksha and run it embedded on its default data directory
-# (./naksha-data), load the bundled sample and answer queries.
+# Quickstart: build Naksha, start the server on its embedded default data
+# directory (./naksha-data, no external services), create a collection, load
+# the bundled sample, answer queries, then keep serving until Ctrl-C.
 # Installs what a fresh Debian/Ubuntu machine lacks (a C compiler for simsimd).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 ensure_toolchain
-cargo run --release --locked -p naksha --example quickstart -- "${1:-naksha-data}"
+cargo build --release --locked -p naksha-server
+bin="${CARGO_TARGET_DIR:-target}/release/naksha"
+export NAKSHA_URL="http://127.0.0.1:${NAKSHA_PORT:-6480}"
+
+"$bin" serve --data-dir "${NAKSHA_DATA_DIR:-naksha-data}" --http-addr "127.0.0.1:${NAKSHA_PORT:-6480}" &
+server=$!
+trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null' EXIT INT TERM
+for _ in $(seq 300); do "$bin" collections list >/dev/null 2>&1 && break; sleep 0.1; done
+
+echo; echo "== create a collection: 3-d RGB vectors, l2, keyword index on 'tone'"
+"$bin" collections create colors --dim 3 --metric l2 --index tone=keyword
+echo; echo "== load the bundled sample (CSS named colours)"
+"$bin" import clients/rust/examples/data/colors.jsonl --collection colors
+echo; echo "== nearest colours to #ff8800 (RGB 1.0, 0.533, 0.0)"
+"$bin" query --collection colors --vector '[1.0, 0.533, 0.0]' --limit 3
+echo; echo "== the same, only 'cool' colours (a payload filter)"
+"$bin" query --collection colors --vector '[1.0, 0.533, 0.0]' --limit 3 --filter '{"must": [{"key": "tone", "match": "cool"}]}'
+echo
+echo "Naksha is serving $NAKSHA_URL (data in ${NAKSHA_DATA_DIR:-naksha-data}); try: curl $NAKSHA_URL/v1/collections"
+echo "Press Ctrl-C to stop."
+if [ -n "${NAKSHA_QUICKSTART_EXIT:-}" ]; then exit 0; fi
+wait $server

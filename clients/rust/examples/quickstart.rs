@@ -1,11 +1,12 @@
-//! Quickstart: open a data directory, create a collection, load the bundled
-//! sample (CSS named colours as RGB vectors), and answer queries.
+//! Embedded quickstart: open a data directory, create a collection, load the
+//! bundled sample (CSS named colours as RGB vectors, one point per line in the
+//! same JSONL shape `naksha import` takes), and answer queries.
 //!
 //! `cargo run --release -p naksha --example quickstart -- [DATA_DIR]`
 
 use anyhow::{Context, Result};
-use naksha::{CollectionConfig, Database, FieldType, Filter, Metric, Point, PointId, SearchRequest};
-use serde_json::{json, Value};
+use naksha::{CollectionConfig, Database, FieldType, Filter, Metric, Point, SearchRequest};
+use serde_json::json;
 
 const SAMPLE: &str = include_str!("data/colors.jsonl");
 
@@ -22,15 +23,7 @@ fn main() -> Result<()> {
         "colors",
         CollectionConfig::new(3, Metric::L2).with_payload_index("tone", FieldType::Keyword),
     )?;
-    let points = SAMPLE
-        .lines()
-        .map(|line| {
-            let v: Value = serde_json::from_str(line)?;
-            let id = v["id"].as_str().context("id")?;
-            let hex = v["hex"].as_str().context("hex")?;
-            Ok(Point::new(PointId::from(id), rgb(hex)?, json!({"hex": hex, "tone": v["tone"]})))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let points = SAMPLE.lines().map(|line| Ok(serde_json::from_str::<Point>(line)?)).collect::<Result<Vec<_>>>()?;
     let seq = colors.upsert(points)?;
     println!("data directory {dir}: collection \"colors\" holds {} points (write #{seq} is durable)", colors.len());
 
