@@ -1,81 +1,137 @@
-//! The one place engine errors become HTTP statuses and API error bodies
-//! (`{"error": {"code", "message"}}`, see API.md). Matches are exhaustive: a new
-//! engine error variant does not compile until it has a status.
+//! The one place engine errors are classified. Each [`Kind`] then has exactly
+//! one HTTP status and one gRPC code (exhaustive matches, no `_ =>`): a new
+//! engine error variant does not compile until it has both. HTTP bodies follow
+//! API.md: `{"error": {"code", "message"}}`.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use naksha_query::Error as QueryError;
 
+/// What went wrong, independent of protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// The request is malformed.
+    InvalidArgument,
+    /// Missing or wrong API key.
+    Unauthenticated,
+    /// No such collection, point or route.
+    NotFound,
+    /// A collection exists with another configuration.
+    AlreadyExists,
+    /// The body exceeds the limit.
+    PayloadTooLarge,
+    /// Well-formed but unusable (wrong dimension, NaN, zero cosine vector).
+    Unprocessable,
+    /// A server-side failure; details are in the log.
+    Internal,
+    /// Not ready (recovering) or the data directory is locked.
+    Unavailable,
+}
+
+impl Kind {
+    /// The API's snake_case code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Kind::InvalidArgument => "invalid_argument",
+            Kind::Unauthenticated => "unauthenticated",
+            Kind::NotFound => "not_found",
+            Kind::AlreadyExists => "already_exists",
+            Kind::PayloadTooLarge => "payload_too_large",
+            Kind::Unprocessable => "unprocessable",
+            Kind::Internal => "internal",
+            Kind::Unavailable => "unavailable",
+        }
+    }
+
+    /// HTTP status.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Kind::InvalidArgument => StatusCode::BAD_REQUEST,
+            Kind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Kind::NotFound => StatusCode::NOT_FOUND,
+            Kind::AlreadyExists => StatusCode::CONFLICT,
+            Kind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Kind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+            Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// gRPC status code.
+    pub fn grpc(self) -> tonic::Code {
+        match self {
+            Kind::InvalidArgument | Kind::Unprocessable => tonic::Code::InvalidArgument,
+            Kind::Unauthenticated => tonic::Code::Unauthenticated,
+            Kind::NotFound => tonic::Code::NotFound,
+            Kind::AlreadyExists => tonic::Code::AlreadyExists,
+            Kind::PayloadTooLarge => tonic::Code::ResourceExhausted,
+            Kind::Internal => tonic::Code::Internal,
+            Kind::Unavailable => tonic::Code::Unavailable,
+        }
+    }
+}
+
 /// An error as the API reports it.
 #[derive(Debug)]
 pub struct ApiError {
-    /// HTTP status.
-    pub status: StatusCode,
-    /// Stable snake_case code.
-    pub code: &'static str,
+    /// Classification.
+    pub kind: Kind,
     /// Human-readable message.
     pub message: String,
 }
 
 impl ApiError {
+    /// An error of `kind`.
+    pub fn new(kind: Kind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into() }
+    }
     /// 400 `invalid_argument`.
     pub fn invalid(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, code: "invalid_argument", message: message.into() }
+        Self::new(Kind::InvalidArgument, message)
     }
     /// 404 `not_found`.
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::NOT_FOUND, code: "not_found", message: message.into() }
+        Self::new(Kind::NotFound, message)
     }
     /// 401 `unauthenticated`.
     pub fn unauthenticated() -> Self {
-        Self {
-            status: StatusCode::UNAUTHORIZED,
-            code: "unauthenticated",
-            message: "missing or wrong API key: send Authorization: Bearer <key>".into(),
-        }
+        Self::new(Kind::Unauthenticated, "missing or wrong API key: send Authorization: Bearer <key>")
     }
     /// 413 `payload_too_large`.
     pub fn too_large(limit: usize) -> Self {
-        Self {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            code: "payload_too_large",
-            message: format!("request body exceeds the limit of {limit} bytes"),
-        }
+        Self::new(Kind::PayloadTooLarge, format!("request body exceeds the limit of {limit} bytes"))
     }
     /// 503 `unavailable`.
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::SERVICE_UNAVAILABLE, code: "unavailable", message: message.into() }
+        Self::new(Kind::Unavailable, message)
     }
     /// 500 `internal`: the details go to the log, the client gets a generic message.
     pub fn internal(details: impl std::fmt::Display) -> Self {
         tracing::error!(error = %details, "internal error");
-        Self {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: "internal",
-            message: "internal error; see the server log".into(),
-        }
+        Self::new(Kind::Internal, "internal error; see the server log")
+    }
+    /// HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.kind.status()
     }
 }
 
 impl From<QueryError> for ApiError {
     fn from(e: QueryError) -> Self {
-        let unprocessable =
-            |m: String| Self { status: StatusCode::UNPROCESSABLE_ENTITY, code: "unprocessable", message: m };
         match e {
             QueryError::Index(ie) => match ie {
                 naksha_index::Error::WrongDimension { .. }
                 | naksha_index::Error::NonFinite { .. }
-                | naksha_index::Error::ZeroVector { .. } => unprocessable(ie.to_string()),
+                | naksha_index::Error::ZeroVector { .. } => Self::new(Kind::Unprocessable, ie.to_string()),
                 naksha_index::Error::Storage(_) | naksha_index::Error::CorruptSegment { .. } => Self::internal(ie),
             },
             QueryError::Storage(se) => Self::internal(se),
             QueryError::InvalidArgument(m) => Self::invalid(m),
             QueryError::CollectionNotFound(name) => Self::not_found(format!("collection {name:?} not found")),
-            QueryError::CollectionExists(name) => Self {
-                status: StatusCode::CONFLICT,
-                code: "already_exists",
-                message: format!("collection {name:?} already exists with a different configuration"),
-            },
+            QueryError::CollectionExists(name) => Self::new(
+                Kind::AlreadyExists,
+                format!("collection {name:?} already exists with a different configuration"),
+            ),
             QueryError::Locked(path) => Self::unavailable(format!("data directory {} is locked", path.display())),
         }
     }
@@ -83,7 +139,13 @@ impl From<QueryError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
-        (self.status, [("content-type", "application/json")], body.to_string()).into_response()
+        let body = serde_json::json!({"error": {"code": self.kind.code(), "message": self.message}});
+        (self.kind.status(), [("content-type", "application/json")], body.to_string()).into_response()
+    }
+}
+
+impl From<ApiError> for tonic::Status {
+    fn from(e: ApiError) -> Self {
+        tonic::Status::new(e.kind.grpc(), e.message)
     }
 }

@@ -9,8 +9,10 @@
 
 pub mod cli;
 pub mod error;
+pub mod grpc;
 pub mod http;
 pub mod metrics;
+pub mod ops;
 pub mod settings;
 
 use std::future::Future;
@@ -27,10 +29,15 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()> + Send +
     let listener = tokio::net::TcpListener::bind(settings.server.http_addr)
         .await
         .with_context(|| format!("cannot listen on {}", settings.server.http_addr))?;
-    let addr = listener.local_addr()?;
-    tracing::info!(http_addr = %addr, data_dir = %settings.storage.data_dir.display(), "listening");
-    if !addr.ip().is_loopback() {
-        tracing::warn!(http_addr = %addr, auth = !settings.server.api_key.is_empty(), "listening beyond loopback");
+    let grpc_listener = tokio::net::TcpListener::bind(settings.server.grpc_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.server.grpc_addr))?;
+    let (addr, grpc_addr) = (listener.local_addr()?, grpc_listener.local_addr()?);
+    tracing::info!(http_addr = %addr, grpc_addr = %grpc_addr, data_dir = %settings.storage.data_dir.display(), "listening");
+    for a in [addr, grpc_addr] {
+        if !a.ip().is_loopback() {
+            tracing::warn!(addr = %a, auth = !settings.server.api_key.is_empty(), "listening beyond loopback");
+        }
     }
     let state = Arc::new(AppState {
         db: OnceLock::new(),
@@ -60,13 +67,20 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()> + Send +
     });
     let failed = Arc::new(tokio::sync::Mutex::new(None));
     let failed_slot = failed.clone();
-    let stop = async move {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
         tokio::select! {
             () = shutdown => tracing::info!("shutting down: finishing in-flight requests"),
             Ok(e) = failed_rx => { *failed_slot.lock().await = Some(e); }
         }
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
     };
-    axum::serve(listener, http::router(state.clone())).with_graceful_shutdown(stop).await?;
+    let grpc = tokio::spawn(grpc::serve(grpc_listener, state.clone(), stopped(stop_rx.clone())));
+    axum::serve(listener, http::router(state.clone())).with_graceful_shutdown(stopped(stop_rx)).await?;
+    grpc.await??;
     if let Some(e) = failed.lock().await.take() {
         return Err(e);
     }

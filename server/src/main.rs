@@ -38,6 +38,9 @@ enum Command {
         /// HTTP listen address (server.http_addr); port 0 picks a free port.
         #[arg(long)]
         http_addr: Option<std::net::SocketAddr>,
+        /// gRPC listen address (server.grpc_addr); port 0 picks a free port.
+        #[arg(long)]
+        grpc_addr: Option<std::net::SocketAddr>,
     },
     /// Manage collections on a running server.
     Collections {
@@ -90,13 +93,16 @@ fn init_tracing(format: &str, level: &str) {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::Serve { config, data_dir, http_addr } => {
+        Command::Serve { config, data_dir, http_addr, grpc_addr } => {
             let mut settings = Settings::load(config.as_deref(), std::env::vars())?;
             if let Some(d) = data_dir {
                 settings.storage.data_dir = d;
             }
             if let Some(a) = http_addr {
                 settings.server.http_addr = a;
+            }
+            if let Some(a) = grpc_addr {
+                settings.server.grpc_addr = a;
             }
             init_tracing(&settings.log.format, &settings.log.level);
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

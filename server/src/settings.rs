@@ -27,6 +27,8 @@ pub struct Settings {
 pub struct ServerSettings {
     /// HTTP listen address.
     pub http_addr: SocketAddr,
+    /// gRPC listen address.
+    pub grpc_addr: SocketAddr,
     /// Request body limit in bytes.
     pub body_limit_bytes: usize,
     /// Required bearer token, when non-empty.

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 use super::{blocking, json_response, parse_json, AppState};
 use crate::error::ApiError;
+use crate::ops;
 
 fn default_limit() -> usize {
     10
@@ -53,20 +54,9 @@ pub(super) async fn query(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let q: QueryBody = parse_json(body, state.body_limit)?;
-    let text_off = || ApiError::invalid(format!("text search is not enabled for collection {name:?}"));
-    match q.mode.as_deref() {
-        None | Some("vector") => {}
-        Some("text") | Some("hybrid") => return Err(text_off()),
-        Some(other) => return Err(ApiError::invalid(format!("mode must be vector, text or hybrid, not {other:?}"))),
-    }
-    if q.fusion.is_some() || q.with_text {
-        return Err(text_off());
-    }
-    let vector = match (q.vector, q.text) {
-        (Some(v), _) => v,
-        (None, Some(_)) => return Err(text_off()),
-        (None, None) => return Err(ApiError::invalid("give a query \"vector\"")),
-    };
+    let text = q.text.is_some() || q.fusion.is_some() || q.with_text;
+    let mode = if q.fusion.is_some() || q.with_text { Some("hybrid") } else { q.mode.as_deref() };
+    let vector = ops::vector_query(&name, mode, text, q.vector)?;
     let filter = q.filter.map(Filter::from_json).transpose()?;
     let req = SearchRequest {
         vector,

@@ -1,4 +1,5 @@
 //! End-to-end tests: the real `naksha` binary on an ephemeral port.
 
 mod api;
+mod grpc;
 mod server;

@@ -12,6 +12,7 @@ use serde_json::Value;
 pub struct Server {
     child: Child,
     pub url: String,
+    pub grpc_url: String,
     pub client: Client,
     logs: mpsc::Receiver<String>,
 }
@@ -19,7 +20,7 @@ pub struct Server {
 impl Server {
     pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_naksha"));
-        cmd.args(["serve", "--http-addr", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
+        cmd.args(["serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
         cmd.env_remove("NAKSHA_API_KEY").env("RUST_LOG", "info").stderr(Stdio::piped()).stdout(Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);
@@ -35,15 +36,18 @@ impl Server {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(30);
-        let addr = loop {
+        let field =
+            |line: &str, key: &str| line.split(key).nth(1).and_then(|r| r.split_whitespace().next()).map(str::to_owned);
+        let (addr, grpc) = loop {
             let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("server log");
-            if let Some(rest) = line.split("http_addr=").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_owned();
+            if let (Some(h), Some(g)) = (field(&line, "http_addr="), field(&line, "grpc_addr=")) {
+                break (h, g);
             }
         };
         let url = format!("http://{addr}");
+        let grpc_url = format!("http://{grpc}");
         let key = env.iter().find(|(k, _)| *k == "NAKSHA_API_KEY").map(|(_, v)| v.to_string());
-        let server = Server { child, client: Client::new(&url, key), url, logs: rx };
+        let server = Server { child, client: Client::new(&url, key), url, grpc_url, logs: rx };
         while server.get("/readyz").0 != 200 {
             assert!(Instant::now() < deadline, "server never became ready");
             std::thread::sleep(Duration::from_millis(20));

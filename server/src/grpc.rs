@@ -1,0 +1,257 @@
+//! The gRPC API `naksha.v1` (tonic), the standard gRPC health service and
+//! server reflection. Same operations and rules as HTTP: the shared checks are
+//! in [`crate::ops`], engine errors map through [`crate::error::Kind::grpc`].
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use naksha_query::{Filter, Point, PointId, SearchRequest};
+use serde_json::Value;
+use tonic::{Request, Response, Status};
+
+use crate::error::ApiError;
+use crate::http::{blocking, AppState};
+use crate::ops;
+
+/// Generated messages, service and client.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod pb {
+    tonic::include_proto!("naksha.v1");
+}
+
+/// The encoded file descriptor set, for reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/naksha_v1_descriptor.bin"));
+
+use pb::naksha_server::{Naksha, NakshaServer};
+
+/// The service implementation over the shared state.
+#[derive(Debug, Clone)]
+pub struct NakshaService {
+    state: Arc<AppState>,
+}
+
+fn id_from_pb(id: Option<pb::PointId>) -> Result<PointId, ApiError> {
+    match id.and_then(|i| i.kind) {
+        Some(pb::point_id::Kind::Num(n)) => Ok(PointId::Num(n)),
+        Some(pb::point_id::Kind::Str(s)) => Ok(PointId::Str(s)),
+        None => Err(ApiError::invalid("point id is required")),
+    }
+}
+
+fn id_to_pb(id: PointId) -> pb::PointId {
+    let kind = match id {
+        PointId::Num(n) => pb::point_id::Kind::Num(n),
+        PointId::Str(s) => pb::point_id::Kind::Str(s),
+    };
+    pb::PointId { kind: Some(kind) }
+}
+
+fn json_or_null(text: &str, what: &str) -> Result<Value, ApiError> {
+    if text.trim().is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_str(text).map_err(|e| ApiError::invalid(format!("{what}: malformed JSON: {e}")))
+}
+
+fn payload_text(v: &Value) -> String {
+    if v.is_null() {
+        String::new()
+    } else {
+        v.to_string()
+    }
+}
+
+impl NakshaService {
+    async fn run<T, F>(&self, f: F) -> Result<Response<T>, Status>
+    where
+        F: FnOnce(Arc<naksha_query::Database>) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let db = self.state.db()?;
+        Ok(Response::new(blocking(move || f(db)).await?))
+    }
+}
+
+fn info(c: &naksha_query::Collection, name: String, created: bool) -> pb::CollectionInfo {
+    let i = c.info();
+    pb::CollectionInfo {
+        name,
+        config_json: ops::config_json(c.config()).to_string(),
+        points: i.points as u64,
+        segments: i.segments as u64,
+        disk_bytes: i.disk_bytes,
+        memory_bytes: i.memory_bytes,
+        created,
+    }
+}
+
+#[tonic::async_trait]
+impl Naksha for NakshaService {
+    async fn create_collection(
+        &self,
+        req: Request<pb::CreateCollectionRequest>,
+    ) -> Result<Response<pb::CollectionInfo>, Status> {
+        let r = req.into_inner();
+        let config = ops::collection_config(r.config_json.as_bytes())?;
+        self.run(move |db| {
+            let (c, created) = ops::create_collection(&db, &r.name, config)?;
+            Ok(info(&c, r.name, created))
+        })
+        .await
+    }
+
+    async fn list_collections(
+        &self,
+        _: Request<pb::ListCollectionsRequest>,
+    ) -> Result<Response<pb::ListCollectionsResponse>, Status> {
+        self.run(|db| {
+            let collections = db
+                .list()
+                .into_iter()
+                .map(|(name, points)| pb::CollectionSummary { name, points: points as u64 })
+                .collect();
+            Ok(pb::ListCollectionsResponse { collections })
+        })
+        .await
+    }
+
+    async fn get_collection(
+        &self,
+        req: Request<pb::GetCollectionRequest>,
+    ) -> Result<Response<pb::CollectionInfo>, Status> {
+        let name = req.into_inner().name;
+        self.run(move |db| Ok(info(&*db.collection(&name)?, name, false))).await
+    }
+
+    async fn delete_collection(
+        &self,
+        req: Request<pb::DeleteCollectionRequest>,
+    ) -> Result<Response<pb::DeleteCollectionResponse>, Status> {
+        let name = req.into_inner().name;
+        self.run(move |db| match db.delete_collection(&name)? {
+            true => Ok(pb::DeleteCollectionResponse { deleted: true }),
+            false => Err(ApiError::not_found(format!("collection {name:?} not found"))),
+        })
+        .await
+    }
+
+    async fn upsert(&self, req: Request<pb::UpsertRequest>) -> Result<Response<pb::UpsertResponse>, Status> {
+        let r = req.into_inner();
+        let points = r
+            .points
+            .into_iter()
+            .map(|p| Ok(Point::new(id_from_pb(p.id)?, p.vector, json_or_null(&p.payload_json, "payload_json")?)))
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        self.run(move |db| {
+            let n = points.len() as u64;
+            let seq = db.collection(&r.collection)?.upsert(points)?;
+            Ok(pb::UpsertResponse { upserted: n, seq })
+        })
+        .await
+    }
+
+    async fn get_point(&self, req: Request<pb::GetPointRequest>) -> Result<Response<pb::Point>, Status> {
+        let r = req.into_inner();
+        let id = id_from_pb(r.id)?;
+        self.run(move |db| match db.collection(&r.collection)?.get(&id)? {
+            Some(p) => {
+                Ok(pb::Point { id: Some(id_to_pb(p.id)), vector: p.vector, payload_json: payload_text(&p.payload) })
+            }
+            None => Err(ApiError::not_found(format!("point {id} not found in collection {:?}", r.collection))),
+        })
+        .await
+    }
+
+    async fn delete(&self, req: Request<pb::DeleteRequest>) -> Result<Response<pb::DeleteResponse>, Status> {
+        let r = req.into_inner();
+        let filter = json_or_null(&r.filter_json, "filter_json")?;
+        let ids = r.ids.into_iter().map(|i| id_from_pb(Some(i))).collect::<Result<Vec<_>, _>>()?;
+        self.run(move |db| {
+            let c = db.collection(&r.collection)?;
+            let deleted = match (ids.is_empty(), filter.is_null()) {
+                (false, true) => c.delete(ids)?,
+                (true, false) => c.delete_where(&Filter::from_json(filter)?)?,
+                _ => return Err(ApiError::invalid("give exactly one of ids or filter_json")),
+            };
+            Ok(pb::DeleteResponse { deleted: deleted as u64 })
+        })
+        .await
+    }
+
+    async fn query(&self, req: Request<pb::QueryRequest>) -> Result<Response<pb::QueryResponse>, Status> {
+        let started = Instant::now();
+        let r = req.into_inner();
+        let vector = (!r.vector.is_empty()).then_some(r.vector);
+        let vector = ops::vector_query(&r.collection, Some(r.mode.as_str()), !r.text.is_empty(), vector)?;
+        let filter = match json_or_null(&r.filter_json, "filter_json")? {
+            Value::Null => None,
+            f => Some(Filter::from_json(f).map_err(ApiError::from)?),
+        };
+        let search = SearchRequest {
+            vector,
+            limit: if r.limit == 0 { 10 } else { r.limit as usize },
+            offset: r.offset as usize,
+            ef: r.ef.map(|e| e as usize),
+            exact: r.exact,
+            filter,
+            with_payload: !r.without_payload,
+            with_vector: r.with_vector,
+        };
+        self.run(move |db| {
+            let hits = db.collection(&r.collection)?.search(&search)?;
+            let results = hits
+                .into_iter()
+                .map(|h| pb::ScoredPoint {
+                    id: Some(id_to_pb(h.id)),
+                    score: h.score,
+                    payload_json: h.payload.as_ref().map(payload_text).unwrap_or_default(),
+                    vector: h.vector.unwrap_or_default(),
+                })
+                .collect();
+            Ok(pb::QueryResponse { results, took_ms: started.elapsed().as_secs_f64() * 1e3 })
+        })
+        .await
+    }
+}
+
+/// Serve gRPC on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_not_serving::<NakshaServer<NakshaService>>().await;
+    let ready_state = state.clone();
+    tokio::spawn(async move {
+        while ready_state.db.get().is_none() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        reporter.set_serving::<NakshaServer<NakshaService>>().await;
+    });
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let key = state.api_key.clone();
+    let limit = state.body_limit;
+    let service = NakshaServer::new(NakshaService { state }).max_decoding_message_size(limit);
+    let auth = move |req: Request<()>| -> Result<Request<()>, Status> {
+        if key.is_empty() {
+            return Ok(req);
+        }
+        let given =
+            req.metadata().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        match given {
+            Some(g) if crate::http::constant_time_eq(g.as_bytes(), key.as_bytes()) => Ok(req),
+            _ => Err(ApiError::unauthenticated().into()),
+        }
+    };
+    tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(tonic::service::interceptor::InterceptedService::new(service, auth))
+        .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), shutdown)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! Request handling shared by the HTTP and gRPC front ends, so both refuse and
+//! accept exactly the same things.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use naksha_query::{Collection, CollectionConfig, Database, FieldType, VectorsConfig};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::ApiError;
+
+/// The API's collection body. Text fields, embedding and chunking are part of
+/// the contract but arrive with later milestones; until then they are refused
+/// with a clear message rather than silently ignored.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    vectors: Option<VectorsConfig>,
+    #[serde(default)]
+    text_fields: Vec<String>,
+    embed: Option<Value>,
+    chunking: Option<Value>,
+    #[serde(default)]
+    payload_index: BTreeMap<String, FieldType>,
+}
+
+/// Parse a collection body (JSON bytes) into an engine configuration.
+pub fn collection_config(json: &[u8]) -> Result<CollectionConfig, ApiError> {
+    let body: CreateBody =
+        serde_json::from_slice(json).map_err(|e| ApiError::invalid(format!("malformed JSON body: {e}")))?;
+    if !body.text_fields.is_empty() {
+        return Err(ApiError::invalid("text_fields: full-text search is not enabled in this build yet"));
+    }
+    if body.embed.is_some() || body.chunking.is_some() {
+        return Err(ApiError::invalid("embed/chunking: local embedding models are not available in this build yet"));
+    }
+    let vectors = body.vectors.ok_or_else(|| ApiError::invalid("vectors is required"))?;
+    Ok(CollectionConfig { vectors, payload_index: body.payload_index })
+}
+
+/// Create (or find, with an identical config) a collection; also says whether it was created.
+pub fn create_collection(
+    db: &Database,
+    name: &str,
+    config: CollectionConfig,
+) -> Result<(Arc<Collection>, bool), ApiError> {
+    let existed = db.collection(name).is_ok();
+    let c = db.create_collection(name, config)?;
+    Ok((c, !existed))
+}
+
+/// The configuration as API JSON.
+pub fn config_json(c: &CollectionConfig) -> Value {
+    serde_json::to_value(c).unwrap_or(Value::Null)
+}
+
+/// Check the query mode and return the query vector. Text and hybrid modes
+/// are refused until full-text search lands.
+pub fn vector_query(
+    collection: &str,
+    mode: Option<&str>,
+    text: bool,
+    vector: Option<Vec<f32>>,
+) -> Result<Vec<f32>, ApiError> {
+    let text_off = || ApiError::invalid(format!("text search is not enabled for collection {collection:?}"));
+    match mode {
+        None | Some("") | Some("vector") => {}
+        Some("text") | Some("hybrid") => return Err(text_off()),
+        Some(other) => return Err(ApiError::invalid(format!("mode must be vector, text or hybrid, not {other:?}"))),
+    }
+    match (vector, text) {
+        (Some(v), _) => Ok(v),
+        (None, true) => Err(text_off()),
+        (None, false) => Err(ApiError::invalid("give a query \"vector\"")),
+    }
+}
