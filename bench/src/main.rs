@@ -65,6 +65,28 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Concurrent HTTP clients on loopback for a bounded time: QPS and p50/p99 for search and upsert.
+    Load {
+        /// A running server (loopback only); default: start one in-process on a temporary data directory.
+        #[arg(long)]
+        url: Option<String>,
+        /// Points loaded before the search phase.
+        #[arg(long, default_value_t = 20_000)]
+        points: usize,
+        #[arg(long, default_value_t = 128)]
+        dim: usize,
+        /// Comma-separated client counts.
+        #[arg(long, default_value = "1,8,32")]
+        clients: String,
+        /// Seconds per cell.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Points per upsert request.
+        #[arg(long, default_value_t = 10)]
+        upsert_batch: usize,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 fn metric(s: &str) -> Result<Metric> {
@@ -117,6 +139,24 @@ fn main() -> Result<()> {
             if let Some(path) = out {
                 fs_err::write(&path, md)?;
                 eprintln!("wrote {}", path.display());
+            }
+        }
+        Command::Load { url, points, dim, clients, seconds, upsert_batch, out } => {
+            let clients = clients.split(',').map(|c| c.trim().parse()).collect::<Result<Vec<usize>, _>>()?;
+            let args = naksha_bench::load::LoadArgs { points, dim, clients, seconds, upsert_batch };
+            let dir = tempfile::tempdir()?;
+            let (base, _server) = match url {
+                Some(u) => (u, None),
+                None => {
+                    let (u, guard) = naksha_bench::load::start_server(dir.path())?;
+                    (u, Some(guard))
+                }
+            };
+            let cells = naksha_bench::load::run(&base, &args)?;
+            let md = naksha_bench::load::markdown(&cells, &args, &command);
+            println!("{md}");
+            if let Some(path) = out {
+                fs_err::write(&path, md)?;
             }
         }
     }

@@ -36,3 +36,18 @@ fn qps_interpolates_between_points() {
     assert!((ann::qps_at(&curve, 0.93).unwrap() - 750.0).abs() < 1e-6);
     assert!(ann::qps_at(&curve, 0.999).is_none());
 }
+
+#[test]
+fn load_smoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, _server) = naksha_bench::load::start_server(dir.path()).unwrap();
+    let args = naksha_bench::load::LoadArgs { points: 500, dim: 8, clients: vec![1, 2], seconds: 0.3, upsert_batch: 5 };
+    let cells = naksha_bench::load::run(&url, &args).unwrap();
+    assert_eq!(cells.len(), 4);
+    for c in &cells {
+        assert!(c.requests > 0 && c.errors == 0, "{c:?}");
+        assert!(c.p99_ms >= c.p50_ms);
+    }
+    assert!(naksha_bench::load::markdown(&cells, &args, "t").contains("| upsert | 2 |"));
+    assert!(naksha_bench::load::run("http://10.0.0.1:6480", &args).is_err(), "non-loopback targets are refused");
+}

@@ -139,8 +139,11 @@ impl From<QueryError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({"error": {"code": self.kind.code(), "message": self.message}});
-        (self.kind.status(), [("content-type", "application/json")], body.to_string()).into_response()
+        let body = crate::http::ErrorBody {
+            error: crate::http::ErrorDetail { code: self.kind.code().to_owned(), message: self.message },
+        };
+        let text = serde_json::to_string(&body).unwrap_or_default();
+        (self.kind.status(), [("content-type", "application/json")], text).into_response()
     }
 }
 

@@ -13,15 +13,24 @@ use crate::error::ApiError;
 /// The API's collection body. Text fields, embedding and chunking are part of
 /// the contract but arrive with later milestones; until then they are refused
 /// with a clear message rather than silently ignored.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
+pub struct CreateBody {
+    /// `{"dim", "metric": "cosine"|"dot"|"l2", "hnsw": {"m", "ef_construction", "ef"}, "quantization": "none"|"int8"}`.
+    #[schema(value_type = Object)]
     vectors: Option<VectorsConfig>,
+    /// Reserved: full-text search (refused until it lands).
     #[serde(default)]
     text_fields: Vec<String>,
+    /// Reserved: embedding model (refused until it lands).
+    #[schema(value_type = Option<Object>)]
     embed: Option<Value>,
+    /// Reserved: chunking (refused until it lands).
+    #[schema(value_type = Option<Object>)]
     chunking: Option<Value>,
+    /// Payload keys to index: `keyword`, `integer`, `float` or `bool`.
     #[serde(default)]
+    #[schema(value_type = BTreeMap<String, String>)]
     payload_index: BTreeMap<String, FieldType>,
 }
 

@@ -7,13 +7,77 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
-use super::{blocking, body_bytes, json_response, AppState};
+use super::{blocking, body_bytes, json_response, AppState, ErrorBody};
 use crate::error::ApiError;
 use crate::ops::{self, config_json};
 
-pub(super) async fn create(
+/// A collection and its stored configuration.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CollectionOut {
+    /// Name.
+    pub name: String,
+    /// Stored configuration.
+    #[schema(value_type = Object)]
+    pub config: Value,
+}
+
+/// One entry of the collection list.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CollectionSummary {
+    /// Name.
+    pub name: String,
+    /// Live points.
+    pub points: usize,
+}
+
+/// All collections.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CollectionList {
+    /// Collections, by name.
+    pub collections: Vec<CollectionSummary>,
+}
+
+/// A collection's configuration, sizes and counts.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CollectionDetails {
+    /// Name.
+    pub name: String,
+    /// Stored configuration.
+    #[schema(value_type = Object)]
+    pub config: Value,
+    /// Live points.
+    pub points: usize,
+    /// Immutable segments.
+    pub segments: usize,
+    /// Bytes on disk (segments and WAL).
+    pub disk_bytes: u64,
+    /// Bytes needed in memory for fast search.
+    pub memory_bytes: u64,
+    /// Points in the mutable segment.
+    pub memtable_points: usize,
+    /// WAL bytes.
+    pub wal_bytes: u64,
+    /// Last applied write sequence number.
+    pub seq: u64,
+}
+
+/// Whether something was deleted.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Deleted {
+    /// Always true on success.
+    pub deleted: bool,
+}
+
+/// Create a collection (201), or confirm one with the same configuration (200).
+#[utoipa::path(put, path = "/v1/collections/{name}", tag = "collections",
+    params(("name" = String, Path, description = "1-64 of [A-Za-z0-9_-]")),
+    request_body = ops::CreateBody,
+    responses((status = 201, body = CollectionOut), (status = 200, body = CollectionOut),
+              (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn create(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
@@ -23,43 +87,56 @@ pub(super) async fn create(
     blocking(move || {
         let (c, created) = ops::create_collection(&db, &name, config)?;
         let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-        Ok(json_response(status, json!({"name": name, "config": config_json(c.config())})))
+        Ok(json_response(status, &CollectionOut { name, config: config_json(c.config()) }))
     })
     .await
 }
 
-pub(super) async fn list(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+/// List collections with their point counts.
+#[utoipa::path(get, path = "/v1/collections", tag = "collections", responses((status = 200, body = CollectionList)))]
+pub async fn list(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let db = state.db()?;
     blocking(move || {
-        let collections: Vec<Value> =
-            db.list().into_iter().map(|(name, points)| json!({"name": name, "points": points})).collect();
-        Ok(json_response(StatusCode::OK, json!({ "collections": collections })))
+        let collections = db.list().into_iter().map(|(name, points)| CollectionSummary { name, points }).collect();
+        Ok(json_response(StatusCode::OK, &CollectionList { collections }))
     })
     .await
 }
 
-pub(super) async fn info(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Response, ApiError> {
+/// A collection's configuration and sizes.
+#[utoipa::path(get, path = "/v1/collections/{name}", tag = "collections", params(("name" = String, Path)),
+    responses((status = 200, body = CollectionDetails), (status = 404, body = ErrorBody)))]
+pub async fn info(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Response, ApiError> {
     let db = state.db()?;
     blocking(move || {
         let c = db.collection(&name)?;
         let i = c.info();
         Ok(json_response(
             StatusCode::OK,
-            json!({
-                "name": name, "config": config_json(c.config()), "points": i.points, "segments": i.segments,
-                "disk_bytes": i.disk_bytes, "memory_bytes": i.memory_bytes, "memtable_points": i.memtable_points,
-                "wal_bytes": i.wal_bytes, "seq": i.seq,
-            }),
+            &CollectionDetails {
+                name,
+                config: config_json(c.config()),
+                points: i.points,
+                segments: i.segments,
+                disk_bytes: i.disk_bytes,
+                memory_bytes: i.memory_bytes,
+                memtable_points: i.memtable_points,
+                wal_bytes: i.wal_bytes,
+                seq: i.seq,
+            },
         ))
     })
     .await
 }
 
-pub(super) async fn delete(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Response, ApiError> {
+/// Delete a collection and its data.
+#[utoipa::path(delete, path = "/v1/collections/{name}", tag = "collections", params(("name" = String, Path)),
+    responses((status = 200, body = Deleted), (status = 404, body = ErrorBody)))]
+pub async fn delete(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Response, ApiError> {
     let db = state.db()?;
     blocking(move || {
         if db.delete_collection(&name)? {
-            Ok(json_response(StatusCode::OK, json!({"deleted": true})))
+            Ok(json_response(StatusCode::OK, &Deleted { deleted: true }))
         } else {
             Err(ApiError::not_found(format!("collection {name:?} not found")))
         }

@@ -87,6 +87,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/collections/{name}/points/{id}", get(points::get))
         .route("/v1/collections/{name}/query", post(query::query))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     let open = Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz));
     with_layers(api.merge(open).fallback(not_found), state)
@@ -136,17 +137,30 @@ async fn auth(State(state): State<Arc<AppState>>, req: Request, next: Next) -> R
     next.run(req).await
 }
 
+/// 200 while the process runs.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Status)))]
 async fn healthz() -> Response {
-    json_response(StatusCode::OK, serde_json::json!({"status": "ok"}))
+    json_response(StatusCode::OK, &Status { status: "ok".into() })
 }
 
+/// 200 once recovery has finished, 503 before.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, body = Status), (status = 503, body = ErrorBody)))]
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     match state.db.get() {
-        Some(_) => json_response(StatusCode::OK, serde_json::json!({"status": "ready"})),
+        Some(_) => json_response(StatusCode::OK, &Status { status: "ready".into() }),
         None => ApiError::unavailable("recovering").into_response(),
     }
 }
 
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3.1 JSON")))]
+async fn openapi() -> Response {
+    use utoipa::OpenApi;
+    json_response(StatusCode::OK, &ApiDoc::openapi())
+}
+
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text", content_type = "text/plain")))]
 async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let s = state.clone();
     let text = blocking(move || Ok(s.metrics.render(s.db.get().map(|d| d.as_ref())))).await?;
@@ -158,9 +172,61 @@ async fn not_found(req: Request<Body>) -> ApiError {
 }
 
 /// A JSON response.
-pub fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+pub fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
+    match serde_json::to_string(body) {
+        Ok(text) => (status, [(header::CONTENT_TYPE, "application/json")], text).into_response(),
+        Err(e) => ApiError::internal(e).into_response(),
+    }
 }
+
+/// Every error body: `{"error": {"code", "message"}}`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// Code and message of an error.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// `invalid_argument`, `unauthenticated`, `not_found`, `already_exists`, `payload_too_large`,
+    /// `unprocessable`, `internal` or `unavailable`.
+    pub code: String,
+    /// Human-readable message.
+    pub message: String,
+}
+
+/// Health and readiness replies.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Status {
+    /// `ok` or `ready`.
+    pub status: String,
+}
+
+/// The OpenAPI document, generated from the handlers and the types above.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Naksha HTTP API",
+        version = "1",
+        description = "Vector search database: collections, points, queries."
+    ),
+    paths(
+        healthz,
+        readyz,
+        metrics,
+        openapi,
+        collections::list,
+        collections::create,
+        collections::info,
+        collections::delete,
+        points::upsert,
+        points::get,
+        points::delete,
+        query::query
+    )
+)]
+pub struct ApiDoc;
 
 #[cfg(test)]
 mod tests {

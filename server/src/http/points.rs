@@ -8,26 +8,65 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use naksha_query::{Filter, Point, PointId};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use super::{blocking, body_bytes, json_response, parse_json, AppState};
+use super::{blocking, body_bytes, json_response, parse_json, AppState, ErrorBody};
 use crate::error::ApiError;
 
-#[derive(Debug, Deserialize)]
+/// A point to upsert.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PointIn {
+pub struct PointIn {
+    /// Unsigned integer or string.
+    #[schema(value_type = Object)]
     id: PointId,
+    /// Dense vector of the collection's dimension.
     vector: Option<Vec<f32>>,
+    /// Reserved: text fields (refused until full-text search lands).
+    #[schema(value_type = Option<Object>)]
     text: Option<Value>,
+    /// JSON object.
     #[serde(default)]
+    #[schema(value_type = Object)]
     payload: Value,
 }
 
-#[derive(Debug, Deserialize)]
+/// A batch of points; `application/x-ndjson` bodies carry one [`PointIn`] per line instead.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UpsertBody {
+pub struct UpsertBody {
+    /// The batch; any bad point rejects it whole.
     points: Vec<PointIn>,
+}
+
+/// Result of an upsert.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UpsertOut {
+    /// Points written.
+    pub upserted: usize,
+    /// Sequence number of the (durable) batch.
+    pub seq: u64,
+}
+
+/// A stored point.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PointOut {
+    /// Id.
+    #[schema(value_type = Object)]
+    pub id: PointId,
+    /// Stored vector (normalised for cosine).
+    pub vector: Vec<f32>,
+    /// Payload.
+    #[schema(value_type = Object)]
+    pub payload: Value,
+}
+
+/// Number of points deleted.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeletedCount {
+    /// Points that existed and were deleted.
+    pub deleted: usize,
 }
 
 impl PointIn {
@@ -60,7 +99,12 @@ fn parse_points(headers: &HeaderMap, bytes: &[u8]) -> Result<Vec<PointIn>, ApiEr
         .collect()
 }
 
-pub(super) async fn upsert(
+/// Insert or replace points (JSON or NDJSON); the reply comes once the batch is durable.
+#[utoipa::path(post, path = "/v1/collections/{name}/points", tag = "points", params(("name" = String, Path)),
+    request_body(content = UpsertBody, description = "application/json; or application/x-ndjson with one point object per line"),
+    responses((status = 200, body = UpsertOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn upsert(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     headers: HeaderMap,
@@ -73,7 +117,7 @@ pub(super) async fn upsert(
         let c = db.collection(&name)?;
         let n = points.len();
         let seq = c.upsert(points)?;
-        Ok(json_response(StatusCode::OK, json!({"upserted": n, "seq": seq})))
+        Ok(json_response(StatusCode::OK, &UpsertOut { upserted: n, seq }))
     })
     .await
 }
@@ -83,7 +127,11 @@ pub(super) fn parse_id(s: &str) -> PointId {
     s.parse::<u64>().map_or_else(|_| PointId::Str(s.to_owned()), PointId::Num)
 }
 
-pub(super) async fn get(
+/// Fetch a point; an all-digit id is numeric, anything else a string id.
+#[utoipa::path(get, path = "/v1/collections/{name}/points/{id}", tag = "points",
+    params(("name" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = PointOut), (status = 404, body = ErrorBody)))]
+pub async fn get(
     State(state): State<Arc<AppState>>,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
@@ -92,21 +140,29 @@ pub(super) async fn get(
         let c = db.collection(&name)?;
         let id = parse_id(&id);
         match c.get(&id)? {
-            Some(r) => Ok(json_response(StatusCode::OK, json!({"id": r.id, "vector": r.vector, "payload": r.payload}))),
+            Some(r) => Ok(json_response(StatusCode::OK, &PointOut { id: r.id, vector: r.vector, payload: r.payload })),
             None => Err(ApiError::not_found(format!("point {id} not found in collection {name:?}"))),
         }
     })
     .await
 }
 
-#[derive(Debug, Deserialize)]
+/// Points to delete: exactly one of `ids` and `filter`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct DeleteBody {
+pub struct DeleteBody {
+    /// Ids (missing ones are ignored).
+    #[schema(value_type = Option<Vec<Object>>)]
     ids: Option<Vec<PointId>>,
+    /// A filter in the query's filter language.
+    #[schema(value_type = Option<Object>)]
     filter: Option<Value>,
 }
 
-pub(super) async fn delete(
+/// Delete points by id or by filter.
+#[utoipa::path(post, path = "/v1/collections/{name}/points/delete", tag = "points", params(("name" = String, Path)),
+    request_body = DeleteBody, responses((status = 200, body = DeletedCount), (status = 400, body = ErrorBody)))]
+pub async fn delete(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
@@ -120,7 +176,7 @@ pub(super) async fn delete(
             (None, Some(f)) => c.delete_where(&Filter::from_json(f)?)?,
             _ => return Err(ApiError::invalid("give exactly one of \"ids\" or \"filter\"")),
         };
-        Ok(json_response(StatusCode::OK, json!({ "deleted": deleted })))
+        Ok(json_response(StatusCode::OK, &DeletedCount { deleted }))
     })
     .await
 }

@@ -8,11 +8,11 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use naksha_query::{Filter, SearchRequest};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use naksha_query::{Filter, ScoredPoint, SearchRequest};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use super::{blocking, json_response, parse_json, AppState};
+use super::{blocking, json_response, parse_json, AppState, ErrorBody};
 use crate::error::ApiError;
 use crate::ops;
 
@@ -24,30 +24,60 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Deserialize)]
+/// A query.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct QueryBody {
+pub struct QueryBody {
+    /// Reserved: text query (refused until full-text search lands).
     text: Option<String>,
+    /// Query vector.
     vector: Option<Vec<f32>>,
+    /// `vector` (default); `text` and `hybrid` arrive with full-text search.
     mode: Option<String>,
+    /// `{"must"|"should"|"must_not": [{"key", "match"|"in"|"range"|"exists"}, ...]}`.
+    #[schema(value_type = Option<Object>)]
     filter: Option<Value>,
+    /// Results (default 10; limit + offset at most 10,000).
     #[serde(default = "default_limit")]
     limit: usize,
+    /// Results to skip.
     #[serde(default)]
     offset: usize,
+    /// Beam width (default: the collection's).
     ef: Option<usize>,
+    /// Search without the index (ground truth).
     #[serde(default)]
     exact: bool,
+    /// Reserved: hybrid fusion.
+    #[schema(value_type = Option<Object>)]
     fusion: Option<Value>,
+    /// Return payloads (default true).
     #[serde(default = "yes")]
     with_payload: bool,
+    /// Reserved: return text fields.
     #[serde(default)]
     with_text: bool,
+    /// Return stored vectors.
     #[serde(default)]
     with_vector: bool,
 }
 
-pub(super) async fn query(
+/// Results, best first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct QueryOut {
+    /// `{"id", "score", "payload"?, "vector"?}`; score is similarity for cosine/dot, distance for l2.
+    #[schema(value_type = Vec<Object>)]
+    pub results: Vec<ScoredPoint>,
+    /// Server-side time in milliseconds.
+    pub took_ms: f64,
+}
+
+/// Nearest neighbours of a vector, with optional filters.
+#[utoipa::path(post, path = "/v1/collections/{name}/query", tag = "query", params(("name" = String, Path)),
+    request_body = QueryBody,
+    responses((status = 200, body = QueryOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn query(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
@@ -70,9 +100,9 @@ pub(super) async fn query(
     };
     let db = state.db()?;
     blocking(move || {
-        let hits = db.collection(&name)?.search(&req)?;
+        let results = db.collection(&name)?.search(&req)?;
         let took_ms = started.elapsed().as_secs_f64() * 1e3;
-        Ok(json_response(StatusCode::OK, json!({"results": hits, "took_ms": took_ms})))
+        Ok(json_response(StatusCode::OK, &QueryOut { results, took_ms }))
     })
     .await
 }

@@ -363,3 +363,39 @@ fn cli_imports_lists_and_queries() {
     let (ok, _, err) = naksha(&["collections", "info", "nope"]);
     assert!(!ok && err.contains("404"), "{err}");
 }
+
+#[test]
+fn openapi_document_covers_every_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]);
+    let (st, doc) = s.get("/openapi.json");
+    assert_eq!(st, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let routes = [
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/metrics", "get"),
+        ("/openapi.json", "get"),
+        ("/v1/collections", "get"),
+        ("/v1/collections/{name}", "put"),
+        ("/v1/collections/{name}", "get"),
+        ("/v1/collections/{name}", "delete"),
+        ("/v1/collections/{name}/points", "post"),
+        ("/v1/collections/{name}/points/{id}", "get"),
+        ("/v1/collections/{name}/points/delete", "post"),
+        ("/v1/collections/{name}/query", "post"),
+    ];
+    for (path, method) in routes {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path} missing from /openapi.json");
+    }
+    assert_eq!(doc["paths"].as_object().unwrap().len(), 10, "undocumented or stale paths");
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for name in ["QueryBody", "QueryOut", "UpsertBody", "PointIn", "ErrorBody", "CreateBody", "CollectionDetails"] {
+        assert!(schemas.contains_key(name), "schema {name} missing");
+    }
+    assert_eq!(
+        doc["paths"]["/v1/collections/{name}/query"]["post"]["responses"]["422"]["content"]["application/json"]
+            ["schema"]["$ref"],
+        "#/components/schemas/ErrorBody"
+    );
+}
