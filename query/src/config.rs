@@ -132,6 +132,10 @@ pub struct EngineOptions {
     pub background: bool,
     /// Exact-scan vs graph choice.
     pub planner: Planner,
+    /// How long [`crate::Database::open_with`] waits for another holder of the
+    /// data directory's lock (a process that is exiting, or a just-forked child
+    /// that has not yet closed its inherited descriptors) before giving up.
+    pub lock_wait: std::time::Duration,
 }
 
 impl Default for EngineOptions {
@@ -144,6 +148,7 @@ impl Default for EngineOptions {
             merge_deleted_ratio: 0.2,
             background: true,
             planner: Planner::default(),
+            lock_wait: std::time::Duration::from_secs(2),
         }
     }
 }

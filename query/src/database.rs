@@ -55,8 +55,16 @@ impl Database {
             .write(true)
             .open(dir.join("LOCK"))
             .map_err(naksha_storage::Error::from)?;
-        if lock.file().try_lock().is_err() {
-            return Err(Error::Locked(dir));
+        let deadline = std::time::Instant::now() + options.lock_wait;
+        loop {
+            match lock.file().try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked(dir)),
+                Err(std::fs::TryLockError::Error(e)) => return Err(naksha_storage::Error::Io(e).into()),
+            }
         }
         let mut collections = BTreeMap::new();
         for entry in fs_err::read_dir(&cdir).map_err(naksha_storage::Error::from)? {

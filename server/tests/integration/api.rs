@@ -399,3 +399,26 @@ fn openapi_document_covers_every_route() {
         "#/components/schemas/ErrorBody"
     );
 }
+
+/// SIGTERM while a large upsert is in flight: the request still completes
+/// (graceful shutdown) and its points are there after a restart.
+#[test]
+fn sigterm_lets_in_flight_requests_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]);
+    assert_eq!(s.send("PUT", "/v1/collections/big", r#"{"vectors": {"dim": 64, "metric": "l2"}}"#).0, 201);
+    let lines: String = (0..30_000)
+        .map(|i| json!({"id": i, "vector": vec![i as f32; 64], "payload": {"i": i}}).to_string() + "\n")
+        .collect();
+    let client = naksha_server::cli::Client::new(&s.url, None);
+    let request = std::thread::spawn(move || {
+        client.request("POST", "/v1/collections/big/points", Some(("application/x-ndjson", lines)))
+    });
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let logs = s.stop();
+    let (status, v) = request.join().unwrap().expect("the in-flight request got a reply");
+    assert_eq!((status, v["upserted"].as_u64()), (200, Some(30_000)), "{v}");
+    assert!(logs.iter().any(|l| l.contains("shutdown complete")));
+    let s = Server::start(dir.path(), &[]);
+    assert_eq!(s.get("/v1/collections/big").1["points"], 30_000);
+}
