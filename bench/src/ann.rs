@@ -32,6 +32,8 @@ pub struct AnnArgs {
     pub int8: bool,
     /// Skip the peer (for Naksha-only runs).
     pub skip_peer: bool,
+    /// Python peers to run too (`hnswlib`, `faiss`, `usearch`), see [`crate::peers`].
+    pub python_peers: Vec<String>,
 }
 
 /// One point of a curve.
@@ -206,6 +208,11 @@ pub fn run(ds: &Dataset, args: &AnnArgs) -> Result<AnnReport> {
             run.curve.push(p);
         }
     }
+    // The in-process indexes are dropped here, before the Python peers start.
+    let mut runs: Vec<EngineRun> = engines.into_iter().map(|(r, _)| r).collect();
+    if !args.python_peers.is_empty() {
+        runs.extend(crate::peers::run(ds, args, &truth)?);
+    }
     Ok(AnnReport {
         dataset: ds.name.clone(),
         n: ds.len(),
@@ -215,7 +222,7 @@ pub fn run(ds: &Dataset, args: &AnnArgs) -> Result<AnnReport> {
         args: args.clone(),
         threads: rayon::current_num_threads(),
         raw_plus_links,
-        engines: engines.into_iter().map(|(r, _)| r).collect(),
+        engines: runs,
     })
 }
 

@@ -103,6 +103,19 @@ pub fn write_fvecs(path: &Path, dim: usize, vectors: &[f32]) -> Result<()> {
     Ok(())
 }
 
+/// Write integer vectors (ground truth) as ivecs.
+pub fn write_ivecs(path: &Path, rows: &[Vec<u32>]) -> Result<()> {
+    let mut w = BufWriter::new(fs_err::File::create(path)?);
+    for r in rows {
+        w.write_all(&(r.len() as i32).to_le_bytes())?;
+        for x in r {
+            w.write_all(&(*x as i32).to_le_bytes())?;
+        }
+    }
+    w.flush()?;
+    Ok(())
+}
+
 fn fs_err_open(path: &Path) -> Result<fs_err::File> {
     Ok(fs_err::File::open(path)?)
 }

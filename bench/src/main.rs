@@ -55,6 +55,9 @@ enum Command {
         /// Run Naksha only (no peer), e.g. to compare two Naksha builds.
         #[arg(long)]
         skip_peer: bool,
+        /// Python peers too, comma-separated: hnswlib,faiss,usearch (creates bench/.venv).
+        #[arg(long, default_value = "")]
+        peers: String,
         /// Build threads (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
@@ -115,6 +118,7 @@ fn main() -> Result<()> {
             k,
             int8,
             skip_peer,
+            peers,
             threads,
             seed,
             out,
@@ -132,7 +136,8 @@ fn main() -> Result<()> {
                 other => bail!("unknown dataset {other:?}"),
             };
             let efs = efs.split(',').map(|e| e.trim().parse()).collect::<Result<Vec<usize>, _>>()?;
-            let args = ann::AnnArgs { m: links, ef_construction, efs, k, int8, skip_peer };
+            let python_peers = peers.split(',').filter(|p| !p.is_empty()).map(str::to_owned).collect();
+            let args = ann::AnnArgs { m: links, ef_construction, efs, k, int8, skip_peer, python_peers };
             let r = ann::run(&ds, &args)?;
             let md = report::ann_markdown(&r, &command);
             println!("{md}");

@@ -41,21 +41,21 @@ pub fn ann_markdown(r: &AnnReport, command: &str) -> String {
         );
     }
     let _ = writeln!(s, "\nRaw vectors + Naksha graph links: {:.1} MiB.\n", r.raw_plus_links as f64 / (1 << 20) as f64);
-    if let (Some(n), Some(p)) =
-        (r.engines.iter().find(|e| e.name == "naksha"), r.engines.iter().find(|e| e.name == "hnsw_rs"))
-    {
-        let _ = writeln!(s, "Ratios, naksha / hnsw_rs (same run):\n");
-        for target in [0.95, 0.99] {
-            match (qps_at(&n.curve, target), qps_at(&p.curve, target)) {
-                (Some(a), Some(b)) => {
-                    let _ = writeln!(s, "- QPS at recall {target}: **{:.2}×**", a / b);
-                }
-                _ => {
-                    let _ = writeln!(s, "- QPS at recall {target}: not reached by both");
+    if let Some(n) = r.engines.iter().find(|e| e.name == "naksha") {
+        for p in r.engines.iter().filter(|e| !e.name.starts_with("naksha")) {
+            let _ = writeln!(s, "Ratios, naksha / {} (same run):\n", p.name);
+            for target in [0.95, 0.99] {
+                match (qps_at(&n.curve, target), qps_at(&p.curve, target)) {
+                    (Some(a), Some(b)) => {
+                        let _ = writeln!(s, "- QPS at recall {target}: **{:.2}×**", a / b);
+                    }
+                    _ => {
+                        let _ = writeln!(s, "- QPS at recall {target}: not reached by both");
+                    }
                 }
             }
+            let _ = writeln!(s, "- build time: **{:.2}×**\n", n.build_secs / p.build_secs);
         }
-        let _ = writeln!(s, "- build time: **{:.2}×**\n", n.build_secs / p.build_secs);
     }
     let _ = writeln!(
         s,

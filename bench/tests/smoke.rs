@@ -7,7 +7,15 @@ use naksha_index::metric::Metric;
 fn ann_sweep_smoke() {
     for metric in [Metric::L2, Metric::Cosine] {
         let ds = datasets::synthetic(2000, 30, 16, metric, 1);
-        let args = ann::AnnArgs { m: 8, ef_construction: 64, efs: vec![10, 64], k: 10, int8: true, skip_peer: false };
+        let args = ann::AnnArgs {
+            m: 8,
+            ef_construction: 64,
+            efs: vec![10, 64],
+            k: 10,
+            int8: true,
+            skip_peer: false,
+            python_peers: vec![],
+        };
         let r = ann::run(&ds, &args).unwrap();
         assert_eq!(r.engines.len(), 3);
         for e in &r.engines {
@@ -50,4 +58,14 @@ fn load_smoke() {
     }
     assert!(naksha_bench::load::markdown(&cells, &args, "t").contains("| upsert | 2 |"));
     assert!(naksha_bench::load::run("http://10.0.0.1:6480", &args).is_err(), "non-loopback targets are refused");
+}
+
+#[test]
+fn peer_output_parses() {
+    let r = naksha_bench::peers::parse_run(
+        r#"{"engine": "hnswlib", "build_secs": 1.5, "rss_bytes": 1024, "curve": [{"ef": 10, "recall": 0.9, "qps": 100.0}]}"#,
+    )
+    .unwrap();
+    assert_eq!((r.name.as_str(), r.curve.len(), r.curve[0].ef), ("hnswlib", 1, 10));
+    assert!(naksha_bench::peers::parse_run("not json").is_err());
 }

@@ -1,0 +1,116 @@
+//! Python peers (hnswlib, faiss `IndexHNSWFlat`, usearch), driven by the same
+//! command on the same data: the vectors and ground truth go to fvecs/ivecs
+//! files, `bench/peers/ann_peers.py` builds and sweeps one peer per process
+//! (so memory figures do not mix), and its JSON joins the report.
+//!
+//! The command creates `bench/.venv` from the pinned `bench/peers/requirements.txt`
+//! on first use (PyPI only; hnswlib builds from source with the system C++ compiler).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+use crate::ann::{AnnArgs, CurvePoint, EngineRun};
+use crate::datasets::{write_fvecs, write_ivecs, Dataset};
+
+/// `bench/` of this checkout.
+fn bench_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The venv's Python, creating the venv from the pinned requirements if needed.
+pub fn ensure_venv() -> Result<PathBuf> {
+    let venv = bench_dir().join(".venv");
+    let python = venv.join("bin/python");
+    let stamp = venv.join(".requirements");
+    let reqs = bench_dir().join("peers/requirements.txt");
+    let wanted = fs_err::read_to_string(&reqs)?;
+    if python.exists() && fs_err::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+        return Ok(python);
+    }
+    eprintln!("creating {} from {} ...", venv.display(), reqs.display());
+    run_command(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    run_command(Command::new(&python).args(["-m", "pip", "install", "--quiet", "-r"]).arg(&reqs))?;
+    fs_err::write(&stamp, wanted)?;
+    Ok(python)
+}
+
+fn run_command(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("cannot run {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+/// Run every requested peer on `ds` with the sweep's settings.
+pub fn run_peers(ds: &Dataset, args: &AnnArgs, truth: &[Vec<u32>], python: &Path) -> Result<Vec<EngineRun>> {
+    let dir = tempfile::tempdir()?;
+    let (base, queries, gt) =
+        (dir.path().join("base.fvecs"), dir.path().join("queries.fvecs"), dir.path().join("gt.ivecs"));
+    write_fvecs(&base, ds.dim, &ds.base)?;
+    write_fvecs(&queries, ds.dim, &ds.queries)?;
+    write_ivecs(&gt, truth)?;
+    let metric = match ds.metric {
+        naksha_index::metric::Metric::L2 => "l2",
+        naksha_index::metric::Metric::Cosine => "cosine",
+        naksha_index::metric::Metric::Dot => "dot",
+    };
+    let efs = args.efs.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+    let mut runs = Vec::new();
+    for peer in &args.python_peers {
+        eprintln!("running {peer} ...");
+        let out = Command::new(python)
+            .arg(bench_dir().join("peers/ann_peers.py"))
+            .args(["--engine", peer, "--metric", metric, "--efs", &efs])
+            .args(["--m", &args.m.to_string(), "--ef-construction", &args.ef_construction.to_string()])
+            .args(["--k", &args.k.to_string(), "--threads", &rayon::current_num_threads().to_string()])
+            .arg("--base")
+            .arg(&base)
+            .arg("--queries")
+            .arg(&queries)
+            .arg("--truth")
+            .arg(&gt)
+            .output()
+            .with_context(|| format!("cannot run the {peer} peer"))?;
+        if !out.status.success() {
+            bail!("{peer} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        runs.push(parse_run(&String::from_utf8_lossy(&out.stdout))?);
+        if let Some(r) = runs.last() {
+            for p in &r.curve {
+                eprintln!("{:>12} ef={:<4} recall={:.4} qps={:.0}", r.name, p.ef, p.recall, p.qps);
+            }
+        }
+    }
+    Ok(runs)
+}
+
+/// Parse the peer script's JSON.
+pub fn parse_run(text: &str) -> Result<EngineRun> {
+    let v: Value = serde_json::from_str(text).context("peer output is not JSON")?;
+    let curve = v["curve"]
+        .as_array()
+        .context("no curve")?
+        .iter()
+        .map(|p| CurvePoint {
+            ef: p["ef"].as_u64().unwrap_or(0) as usize,
+            recall: p["recall"].as_f64().unwrap_or(0.0),
+            qps: p["qps"].as_f64().unwrap_or(0.0),
+        })
+        .collect();
+    Ok(EngineRun {
+        name: v["engine"].as_str().context("no engine")?.to_owned(),
+        build_secs: v["build_secs"].as_f64().unwrap_or(f64::NAN),
+        rss_bytes: v["rss_bytes"].as_u64().unwrap_or(0),
+        curve,
+    })
+}
+
+/// Create the venv if needed and run the peers.
+pub fn run(ds: &Dataset, args: &AnnArgs, truth: &[Vec<u32>]) -> Result<Vec<EngineRun>> {
+    let python = ensure_venv()?;
+    run_peers(ds, args, truth, &python)
+}
