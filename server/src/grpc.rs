@@ -215,21 +215,29 @@ impl Naksha for NakshaService {
     }
 }
 
+/// The standard health service, reporting `naksha.v1.Naksha` as not serving
+/// until [`mark_serving`] is called.
+pub async fn health() -> (
+    tonic_health::server::HealthReporter,
+    tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+) {
+    let (reporter, service) = tonic_health::server::health_reporter();
+    reporter.set_not_serving::<NakshaServer<NakshaService>>().await;
+    (reporter, service)
+}
+
+/// Report `naksha.v1.Naksha` as serving.
+pub async fn mark_serving(reporter: &tonic_health::server::HealthReporter) {
+    reporter.set_serving::<NakshaServer<NakshaService>>().await;
+}
+
 /// Serve gRPC on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
+    health: tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (reporter, health) = tonic_health::server::health_reporter();
-    reporter.set_not_serving::<NakshaServer<NakshaService>>().await;
-    let ready_state = state.clone();
-    tokio::spawn(async move {
-        while ready_state.db.get().is_none() {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        reporter.set_serving::<NakshaServer<NakshaService>>().await;
-    });
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .build_v1()?;

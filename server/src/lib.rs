@@ -41,6 +41,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()> + Send +
     }
     let state = Arc::new(AppState {
         db: OnceLock::new(),
+        ready: Default::default(),
         metrics: Default::default(),
         api_key: settings.server.api_key.clone(),
         body_limit: settings.server.body_limit_bytes,
@@ -54,15 +55,25 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()> + Send +
     let dir = settings.storage.data_dir.clone();
     let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
     let recover_state = state.clone();
-    tokio::task::spawn_blocking(move || match Database::open_with(&dir, options) {
-        Ok(db) => {
-            let n = db.list().len();
-            let _ = recover_state.db.set(Arc::new(db));
-            tracing::info!(collections = n, "recovery finished; ready");
-        }
-        Err(e) => {
-            let _ =
-                failed_tx.send(anyhow::Error::new(e).context(format!("cannot open data directory {}", dir.display())));
+    let (reporter, health) = grpc::health().await;
+    let recovered = tokio::task::spawn_blocking(move || Database::open_with(&dir, options).map_err(|e| (e, dir)));
+    tokio::spawn(async move {
+        match recovered.await {
+            Ok(Ok(db)) => {
+                let n = db.list().len();
+                let _ = recover_state.db.set(Arc::new(db));
+                // Readiness flips last, once every front end reports serving.
+                grpc::mark_serving(&reporter).await;
+                recover_state.ready.store(true, std::sync::atomic::Ordering::Release);
+                tracing::info!(collections = n, "recovery finished; ready");
+            }
+            Ok(Err((e, dir))) => {
+                let context = format!("cannot open data directory {}", dir.display());
+                let _ = failed_tx.send(anyhow::Error::new(e).context(context));
+            }
+            Err(e) => {
+                let _ = failed_tx.send(anyhow::Error::new(e).context("recovery task failed"));
+            }
         }
     });
     let failed = Arc::new(tokio::sync::Mutex::new(None));
@@ -78,7 +89,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()> + Send +
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let grpc = tokio::spawn(grpc::serve(grpc_listener, state.clone(), stopped(stop_rx.clone())));
+    let grpc = tokio::spawn(grpc::serve(grpc_listener, state.clone(), health, stopped(stop_rx.clone())));
     axum::serve(listener, http::router(state.clone())).with_graceful_shutdown(stopped(stop_rx)).await?;
     grpc.await??;
     if let Some(e) = failed.lock().await.take() {

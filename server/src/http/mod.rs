@@ -38,6 +38,8 @@ use crate::metrics::Metrics;
 pub struct AppState {
     /// Set once recovery has finished.
     pub db: OnceLock<Arc<Database>>,
+    /// True once the database is open and every front end (gRPC health too) says so.
+    pub ready: std::sync::atomic::AtomicBool,
     /// Request metrics.
     pub metrics: Metrics,
     /// Required bearer token (empty: none).
@@ -146,9 +148,10 @@ async fn healthz() -> Response {
 /// 200 once recovery has finished, 503 before.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, body = Status), (status = 503, body = ErrorBody)))]
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    match state.db.get() {
-        Some(_) => json_response(StatusCode::OK, &Status { status: "ready".into() }),
-        None => ApiError::unavailable("recovering").into_response(),
+    if state.ready.load(std::sync::atomic::Ordering::Acquire) {
+        json_response(StatusCode::OK, &Status { status: "ready".into() })
+    } else {
+        ApiError::unavailable("recovering").into_response()
     }
 }
 
@@ -238,6 +241,7 @@ mod tests {
     fn state() -> Arc<AppState> {
         Arc::new(AppState {
             db: OnceLock::new(),
+            ready: Default::default(),
             metrics: Metrics::default(),
             api_key: String::new(),
             body_limit: 1024,
