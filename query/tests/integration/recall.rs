@@ -24,6 +24,7 @@ fn check(dim: usize, metric: Metric, quantization: Quantization) {
     c.flush().unwrap();
     assert_eq!(c.info().segments, 1);
     let r = mean_recall(&c, queries, dim, |v| SearchRequest::new(v, 10));
+    eprintln!("{dim}-d {metric:?} {quantization:?}: recall@10 = {r:.4}");
     assert!(r >= 0.95, "{dim}-d {metric:?} {quantization:?}: recall@10 = {r}");
     assert!(c.metrics().graph_searches.load(Relaxed) >= 100, "the graph path must have run");
 }
@@ -83,6 +84,7 @@ fn filtered_recall_at_every_selectivity() {
         let (g0, e0) = (c.metrics().graph_searches.load(Relaxed), c.metrics().exact_searches.load(Relaxed));
         let r = filtered_recall(&c, below);
         let (g1, e1) = (c.metrics().graph_searches.load(Relaxed), c.metrics().exact_searches.load(Relaxed));
+        eprintln!("filtered, selectivity {name}: recall@10 = {r:.4}");
         assert!(r >= 0.95, "selectivity {name}: recall@10 = {r}");
         // Every query runs once exactly (ground truth) and once planned.
         match below {
@@ -101,6 +103,7 @@ fn filtered_graph_walk_keeps_recall() {
         let g0 = c.metrics().graph_searches.load(Relaxed);
         let r = filtered_recall(&c, below);
         assert_eq!(c.metrics().graph_searches.load(Relaxed) - g0, 60);
+        eprintln!("forced graph walk at {}%: recall@10 = {r:.4}", below / 10);
         assert!(r >= min, "forced graph walk at {}%: recall@10 = {r}", below / 10);
     }
 }
