@@ -122,6 +122,9 @@ pub struct EngineOptions {
     pub flush_points: usize,
     /// Writers flush inline (back-pressure) past this many points in memory.
     pub max_memtable_points: usize,
+    /// Flush (which trims the WAL) once the WAL exceeds this many bytes, even
+    /// when few points are buffered (e.g. a delete-only workload).
+    pub max_wal_bytes: u64,
     /// Merge when this many segments below `merge_max_points` exist.
     pub merge_min_segments: usize,
     /// Segments larger than this are not merged for size.
@@ -143,6 +146,7 @@ impl Default for EngineOptions {
         Self {
             flush_points: 16_384,
             max_memtable_points: 65_536,
+            max_wal_bytes: 256 << 20,
             merge_min_segments: 4,
             merge_max_points: 2_000_000,
             merge_deleted_ratio: 0.2,

@@ -181,6 +181,20 @@ pub(super) fn merge_once(inner: &Inner) -> Result<bool> {
             origin.push((*id, off));
         }
     }
+    if data.ids.is_empty() {
+        // Every point is deleted: drop the segments, write nothing.
+        let doomed: Vec<std::path::PathBuf> = {
+            let mut st = inner.state.write();
+            st.segments.retain(|s| !sources.iter().any(|(id, _, _)| *id == s.id));
+            persist(inner, &mut st)?;
+            sources.iter().map(|(_, s, _)| s.dir().to_owned()).collect()
+        };
+        for dir in doomed {
+            let _ = fs_err::remove_dir_all(&dir);
+        }
+        inner.metrics.merges.fetch_add(1, Relaxed);
+        return Ok(true);
+    }
     let ids = data.ids.clone();
     let seg = Arc::new(build_segment(inner, new_id, data)?);
     let doomed: Vec<std::path::PathBuf> = {
@@ -213,6 +227,18 @@ pub(super) fn merge_once(inner: &Inner) -> Result<bool> {
     Ok(true)
 }
 
+/// One round of background work: flush when enough points are buffered or the
+/// WAL has grown large, then merge until nothing is due.
+pub(super) fn tick(inner: &Inner) -> Result<()> {
+    let buffered = inner.state.read().active.len();
+    let (_, wal_bytes) = inner.wal.disk_usage();
+    if buffered >= inner.options.flush_points || wal_bytes > inner.options.max_wal_bytes {
+        flush(inner)?;
+    }
+    while merge_once(inner)? {}
+    Ok(())
+}
+
 /// Messages to the background worker.
 pub(crate) enum Msg {
     /// Check whether a flush or merge is due.
@@ -238,12 +264,7 @@ impl Worker {
                     Ok(Msg::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
                     Ok(Msg::Wake) | Err(mpsc::RecvTimeoutError::Timeout) => {}
                 }
-                let due = inner.state.read().active.len() >= inner.options.flush_points;
-                let result = if due { flush(&inner) } else { Ok(()) }.and_then(|()| {
-                    while merge_once(&inner)? {}
-                    Ok(())
-                });
-                if let Err(e) = result {
+                if let Err(e) = tick(&inner) {
                     tracing::error!(collection = %inner.name, error = %e, "background flush or merge failed; will retry");
                 }
             })

@@ -411,6 +411,12 @@ impl Collection {
         maintenance::flush(&self.inner)
     }
 
+    /// Run one round of the background work now: flush if enough points are
+    /// buffered or the WAL is large, then merge until nothing is due.
+    pub fn maintain(&self) -> Result<()> {
+        maintenance::tick(&self.inner)
+    }
+
     /// Run merges until none is due; returns how many ran.
     pub fn merge(&self) -> Result<usize> {
         let mut n = 0;

@@ -197,3 +197,34 @@ fn background_worker_flushes_and_merges() {
         assert_eq!(top1(&c, &data[i * DIM..(i + 1) * DIM]), PointId::Num(i as u64));
     }
 }
+
+#[test]
+fn a_delete_only_workload_trims_the_wal_and_drops_empty_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = naksha_query::EngineOptions { background: false, max_wal_bytes: 2048, ..Default::default() };
+    {
+        let db = Database::open_with(dir.path(), opts.clone()).unwrap();
+        let c = db.create_collection("c", config()).unwrap();
+        let data = clustered(300, DIM, 3, 0.3, 6);
+        c.upsert(points(&data[..100 * DIM], DIM, 0)).unwrap();
+        c.flush().unwrap();
+        c.upsert(points(&data[100 * DIM..], DIM, 100)).unwrap();
+        c.flush().unwrap();
+        assert_eq!(c.info().segments, 2);
+        // Delete every point of the first segment, one by one: only the WAL grows.
+        for id in 0..100 {
+            c.delete(vec![PointId::Num(id)]).unwrap();
+        }
+        assert!(c.info().wal_bytes > 2048, "{:?}", c.info());
+        c.maintain().unwrap();
+        let info = c.info();
+        assert!(info.wal_bytes < 2048, "the WAL was not trimmed: {info:?}");
+        assert_eq!(info.segments, 1, "the fully deleted segment is dropped, not rewritten empty: {info:?}");
+        assert_eq!(c.len(), 200);
+    }
+    let db = Database::open_with(dir.path(), opts).unwrap();
+    let c = db.collection("c").unwrap();
+    assert_eq!((c.len(), c.info().segments), (200, 1));
+    assert_eq!(c.metrics().replayed.load(Relaxed), 0, "the deletes are durable in the segments");
+    assert!(c.get(&PointId::Num(5)).unwrap().is_none() && c.get(&PointId::Num(150)).unwrap().is_some());
+}
