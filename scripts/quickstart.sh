@@ -16,6 +16,8 @@ server=$!
 trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null' EXIT INT TERM
 for _ in $(seq 300); do "$bin" collections list >/dev/null 2>&1 && break; sleep 0.1; done
 
+echo; echo "== collections already in the data directory (run the script twice: they survive restarts)"
+"$bin" collections list
 echo; echo "== create a collection: 3-d RGB vectors, l2, keyword index on 'tone'"
 "$bin" collections create colors --dim 3 --metric l2 --index tone=keyword
 echo; echo "== load the bundled sample (CSS named colours)"
