@@ -88,15 +88,16 @@ pub struct Segment {
     payload_index: PayloadIndex,
 }
 
-fn offsets_table(items: &[Vec<u8>]) -> (Vec<u64>, Vec<u8>) {
+/// Encode `items` back to back into one blob, with an `n + 1` offsets table.
+fn offsets_table<T>(items: &[T], encode: impl Fn(&mut Encoder, &T)) -> (Vec<u64>, Vec<u8>) {
     let mut offsets = Vec::with_capacity(items.len() + 1);
-    let mut blob = Vec::new();
+    let mut e = Encoder::default();
     offsets.push(0);
     for it in items {
-        blob.extend_from_slice(it);
-        offsets.push(blob.len() as u64);
+        encode(&mut e, it);
+        offsets.push(e.buf.len() as u64);
     }
-    (offsets, blob)
+    (offsets, e.buf)
 }
 
 impl Segment {
@@ -106,26 +107,8 @@ impl Segment {
         let n = data.ids.len();
         assert_eq!(data.vectors.len(), n * config.dim, "vectors must be n × dim");
         fs_err::create_dir_all(dir).map_err(naksha_storage::Error::from)?;
-        let ids: Vec<Vec<u8>> = data
-            .ids
-            .iter()
-            .map(|id| {
-                let mut e = Encoder::default();
-                e.id(id);
-                e.buf
-            })
-            .collect();
-        let payloads: Vec<Vec<u8>> = data
-            .payloads
-            .iter()
-            .map(|p| {
-                let mut e = Encoder::default();
-                e.payload(p);
-                e.buf
-            })
-            .collect();
-        let (id_off, id_blob) = offsets_table(&ids);
-        let (pl_off, pl_blob) = offsets_table(&payloads);
+        let (id_off, id_blob) = offsets_table(&data.ids, Encoder::id);
+        let (pl_off, pl_blob) = offsets_table(&data.payloads, Encoder::payload);
         section::write(
             &dir.join("points.bin"),
             POINTS_MAGIC,

@@ -7,21 +7,10 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
 
 use naksha_query::Database;
-use parking_lot_free::Mutex;
+use parking_lot::Mutex; // no poisoning: a panicking handler cannot break metrics
 
 /// Latency bucket upper bounds, seconds.
 const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
-
-mod parking_lot_free {
-    /// `std::sync::Mutex` that shrugs off poisoning (a panicking handler must not break metrics).
-    #[derive(Debug, Default)]
-    pub struct Mutex<T>(std::sync::Mutex<T>);
-    impl<T> Mutex<T> {
-        pub fn lock(&self) -> std::sync::MutexGuard<'_, T> {
-            self.0.lock().unwrap_or_else(|p| p.into_inner())
-        }
-    }
-}
 
 #[derive(Debug, Default, Clone)]
 struct Histogram {

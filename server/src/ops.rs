@@ -34,10 +34,14 @@ pub struct CreateBody {
     payload_index: BTreeMap<String, FieldType>,
 }
 
+/// Decode a JSON request body; the parser's message names the problem.
+pub fn decode_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::invalid(format!("malformed JSON body: {e}")))
+}
+
 /// Parse a collection body (JSON bytes) into an engine configuration.
 pub fn collection_config(json: &[u8]) -> Result<CollectionConfig, ApiError> {
-    let body: CreateBody =
-        serde_json::from_slice(json).map_err(|e| ApiError::invalid(format!("malformed JSON body: {e}")))?;
+    let body: CreateBody = decode_json(json)?;
     if !body.text_fields.is_empty() {
         return Err(ApiError::invalid("text_fields: full-text search is not enabled in this build yet"));
     }

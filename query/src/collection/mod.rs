@@ -251,7 +251,6 @@ impl Collection {
                 Some(f) => segment::read_deletes(&sdir.join(f), seg.len())?,
                 None => Bitset::new(seg.len()),
             };
-            let dirty = false;
             for off in 0..seg.len() as u32 {
                 if deleted.contains(off as usize) {
                     continue;
@@ -271,7 +270,7 @@ impl Collection {
                 seg: Arc::new(seg),
                 deleted,
                 deletes_file: entry.deletes.clone(),
-                dirty,
+                dirty: false,
             });
         }
         let (wal, replay) = Wal::open(&dir.join("wal"), manifest.durable_seq, WalOptions::default())?;
@@ -367,11 +366,8 @@ impl Collection {
                 ids.extend(f.mem.admitted(Some(&f.deleted), Some(filter)).map(|s| f.mem.ids[s as usize].clone()));
             }
             for slot in &st.segments {
-                let seg = &slot.seg;
-                let mut set = filter.evaluate(seg.len(), seg.payload_index(), |i| seg.payload(i).unwrap_or_default());
-                set.and_not(&slot.deleted);
-                for off in set.iter() {
-                    ids.push(seg.id(off as u32)?);
+                for off in slot.matching(filter).iter() {
+                    ids.push(slot.seg.id(off as u32)?);
                 }
             }
             ids
@@ -387,15 +383,18 @@ impl Collection {
         while *gate != seq {
             inner.gate_cv.wait(&mut gate);
         }
-        let applied: Result<usize> = match synced {
-            Ok(()) => Ok(inner.state.write().apply(seq, op)),
+        let applied: Result<(usize, usize)> = match synced {
+            Ok(()) => {
+                let mut st = inner.state.write();
+                let n = st.apply(seq, op);
+                Ok((n, st.active.len()))
+            }
             Err(e) => Err(e.into()),
         };
         *gate += 1;
         drop(gate);
         inner.gate_cv.notify_all();
-        let applied = applied?;
-        let pending = inner.state.read().active.len();
+        let (applied, pending) = applied?;
         if pending >= inner.options.max_memtable_points {
             maintenance::flush(inner)?;
         } else if pending >= inner.options.flush_points {
@@ -513,11 +512,7 @@ impl Collection {
         filter: Option<&Filter>,
     ) -> Vec<(f32, Loc)> {
         let seg = &slot.seg;
-        let allowed = filter.map(|f| {
-            let mut set = f.evaluate(seg.len(), seg.payload_index(), |i| seg.payload(i).unwrap_or_default());
-            set.and_not(&slot.deleted);
-            set
-        });
+        let allowed = filter.map(|f| slot.matching(f));
         let live = slot.live();
         let candidates = allowed.as_ref().map_or(live, Bitset::count);
         let strategy = if exact { Strategy::Exact } else { self.inner.options.planner.choose(live, candidates, ef, k) };

@@ -11,6 +11,7 @@ use naksha_storage::point::PointId;
 use naksha_storage::wal::WalOp;
 
 use super::memtable::Memtable;
+use crate::filter::Filter;
 
 /// Where a live point is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +51,14 @@ pub(crate) struct SegmentSlot {
 impl SegmentSlot {
     pub(crate) fn live(&self) -> usize {
         self.seg.len() - self.deleted.count()
+    }
+
+    /// Live offsets that pass `filter`.
+    pub(crate) fn matching(&self, filter: &Filter) -> Bitset {
+        let seg = &self.seg;
+        let mut set = filter.evaluate(seg.len(), seg.payload_index(), |i| seg.payload(i).unwrap_or_default());
+        set.and_not(&self.deleted);
+        set
     }
 }
 

@@ -67,7 +67,7 @@ where
 /// Parse a JSON body with the parser's message on failure, and 413 past the limit.
 pub fn parse_json<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<T, ApiError> {
     let bytes = body_bytes(body, limit)?;
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid(format!("malformed JSON body: {e}")))
+    crate::ops::decode_json(&bytes)
 }
 
 pub(crate) fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {

@@ -87,8 +87,7 @@ fn parse_points(headers: &HeaderMap, bytes: &[u8]) -> Result<Vec<PointIn>, ApiEr
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/x-ndjson"));
     if !ndjson {
-        let body: UpsertBody =
-            serde_json::from_slice(bytes).map_err(|e| ApiError::invalid(format!("malformed JSON body: {e}")))?;
+        let body: UpsertBody = crate::ops::decode_json(bytes)?;
         return Ok(body.points);
     }
     let text = std::str::from_utf8(bytes).map_err(|e| ApiError::invalid(format!("NDJSON body is not UTF-8: {e}")))?;
