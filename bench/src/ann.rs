@@ -128,6 +128,7 @@ fn build_naksha(ds: &Dataset, args: &AnnArgs, quantization: Quantization) -> Res
         ids: (0..ds.len() as u64).map(PointId::Num).collect(),
         vectors: ds.base.clone(),
         payloads: vec![serde_json::Value::Null; ds.len()],
+        texts: Vec::new(),
     };
     let rss0 = rss_bytes();
     let t = Instant::now();

@@ -8,7 +8,7 @@
 //! | file              | magic      | content (all [`naksha_storage::section`] files)                 |
 //! |-------------------|------------|-----------------------------------------------------------------|
 //! | `vectors.bin`     | `NKVECS`   | user = dim; section 0: `f32` vectors `n × dim` (prepared)        |
-//! | `points.bin`      | `NKPOINT`  | user = n; 0: `u64` id offsets (n+1), 1: encoded ids, 2: `u64` payload offsets (n+1), 3: JSON payloads |
+//! | `points.bin`      | `NKPOINT`  | user = n; 0: `u64` id offsets (n+1), 1: encoded ids, 2: `u64` payload offsets (n+1), 3: JSON payloads, 4: `u64` text offsets (n+1), 5: JSON text fields (4 and 5 absent in segments written before text fields: no text) |
 //! | `graph.hnsw`      | `NKHNSW`   | the graph ([`crate::hnsw`] documents its sections)               |
 //! | `sq8.bin`         | `NKSQ8`    | int8 codes, when the collection quantizes ([`crate::quant::sq8`]) |
 //! | `deletes-{g}.bin` | `NKDELS`   | user = n; section 0: `u64` bitmap words of deleted offsets        |
@@ -63,6 +63,8 @@ pub struct SegmentData {
     pub vectors: Vec<f32>,
     /// Payloads.
     pub payloads: Vec<Value>,
+    /// Text fields (`null` for none); may be left empty when no point has text.
+    pub texts: Vec<Value>,
 }
 
 /// How to search a segment.
@@ -109,11 +111,21 @@ impl Segment {
         fs_err::create_dir_all(dir).map_err(naksha_storage::Error::from)?;
         let (id_off, id_blob) = offsets_table(&data.ids, Encoder::id);
         let (pl_off, pl_blob) = offsets_table(&data.payloads, Encoder::payload);
+        let mut texts = data.texts;
+        texts.resize(n, Value::Null);
+        let (tx_off, tx_blob) = offsets_table(&texts, Encoder::payload);
         section::write(
             &dir.join("points.bin"),
             POINTS_MAGIC,
             n as u64,
-            &[bytemuck::cast_slice(&id_off), &id_blob, bytemuck::cast_slice(&pl_off), &pl_blob],
+            &[
+                bytemuck::cast_slice(&id_off),
+                &id_blob,
+                bytemuck::cast_slice(&pl_off),
+                &pl_blob,
+                bytemuck::cast_slice(&tx_off),
+                &tx_blob,
+            ],
         )?;
         if config.quantization == Quantization::Int8 {
             Sq8::encode(&data.vectors, config.dim).write(&dir.join("sq8.bin"))?;
@@ -215,6 +227,14 @@ impl Segment {
     /// Payload at `offset`.
     pub fn payload(&self, offset: u32) -> Result<Value> {
         Ok(self.item(2, offset)?.payload()?)
+    }
+
+    /// Text fields at `offset` (`null` when the point has none).
+    pub fn text(&self, offset: u32) -> Result<Value> {
+        if self.points.len() < 6 {
+            return Ok(Value::Null);
+        }
+        Ok(self.item(4, offset)?.payload()?)
     }
 
     /// Bytes on disk.

@@ -49,6 +49,16 @@ pub struct VectorsConfig {
     pub quantization: Quantization,
 }
 
+/// A collection's embedding model: which model fills vectors, from which text fields.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbedConfig {
+    /// Model name, as listed by [`naksha_embed::Models::list`].
+    pub model: String,
+    /// Text fields embedded (joined by a newline, in this order) when a point has no vector.
+    pub fields: Vec<String>,
+}
+
 /// Configuration of a collection, fixed at creation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,6 +68,12 @@ pub struct CollectionConfig {
     /// Payload keys (dotted paths) to index, with their type.
     #[serde(default)]
     pub payload_index: BTreeMap<String, FieldType>,
+    /// Embedding model that fills vectors from text fields, and embeds text queries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embed: Option<EmbedConfig>,
+    /// How documents are cut into chunks (default: 256 tokens, 32 overlapping).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunking: Option<naksha_embed::ChunkConfig>,
 }
 
 impl CollectionConfig {
@@ -66,7 +82,16 @@ impl CollectionConfig {
         Self {
             vectors: VectorsConfig { dim, metric, hnsw: HnswConfig::default(), quantization: Quantization::None },
             payload_index: BTreeMap::new(),
+            embed: None,
+            chunking: None,
         }
+    }
+
+    /// Builder-style: fill vectors from `fields` with `model`.
+    pub fn with_embed(mut self, model: &str, fields: &[&str]) -> Self {
+        self.embed =
+            Some(EmbedConfig { model: model.to_owned(), fields: fields.iter().map(|f| f.to_string()).collect() });
+        self
     }
 
     /// Builder-style: set the quantization.
@@ -96,6 +121,14 @@ impl CollectionConfig {
         }
         if self.payload_index.keys().any(|k| k.is_empty() || k.len() > crate::filter::MAX_KEY_LEN) {
             return bad("payload_index keys must be 1 to 256 bytes".into());
+        }
+        if let Some(e) = &self.embed {
+            if e.model.is_empty() || e.fields.is_empty() || e.fields.iter().any(String::is_empty) {
+                return bad("embed needs a model and at least one (non-empty) text field".into());
+            }
+        }
+        if let Some(c) = &self.chunking {
+            c.validate().map_err(|e| Error::InvalidArgument(e.to_string()))?;
         }
         Ok(())
     }
@@ -139,6 +172,8 @@ pub struct EngineOptions {
     /// data directory's lock (a process that is exiting, or a just-forked child
     /// that has not yet closed its inherited descriptors) before giving up.
     pub lock_wait: std::time::Duration,
+    /// Embedding models available to collections with `embed`.
+    pub models: naksha_embed::Models,
 }
 
 impl Default for EngineOptions {
@@ -153,6 +188,7 @@ impl Default for EngineOptions {
             background: true,
             planner: Planner::default(),
             lock_wait: std::time::Duration::from_secs(2),
+            models: naksha_embed::Models::empty(),
         }
     }
 }

@@ -17,6 +17,10 @@ pub enum Error {
     /// A collection by that name exists with a different configuration.
     #[error("collection {0:?} already exists with a different configuration")]
     CollectionExists(String),
+    /// Embedding text failed: an unknown model is a client error, an inference
+    /// failure a server one ([`Error::is_client_error`] tells).
+    #[error(transparent)]
+    Embed(#[from] naksha_embed::Error),
     /// Another process holds the data directory. Stop it or use another directory.
     #[error("data directory {0} is locked by another process")]
     Locked(std::path::PathBuf),
@@ -32,6 +36,9 @@ impl Error {
                     | naksha_index::Error::NonFinite { .. }
                     | naksha_index::Error::ZeroVector { .. }
             ),
+            Error::Embed(e) => {
+                matches!(e, naksha_embed::Error::UnknownModel(_) | naksha_embed::Error::InvalidArgument(_))
+            }
             Error::InvalidArgument(_) | Error::CollectionNotFound(_) | Error::CollectionExists(_) => true,
             Error::Storage(_) | Error::Locked(_) => false,
         }

@@ -30,11 +30,14 @@ mod error;
 pub mod filter;
 pub mod planner;
 
-pub use collection::{Collection, CollectionInfo, Metrics, Record, ScoredPoint, SearchRequest};
-pub use config::{CollectionConfig, EngineOptions, HnswConfig, VectorsConfig};
+pub use collection::{
+    Collection, CollectionInfo, Document, DocumentsWritten, Metrics, Record, ScoredPoint, SearchRequest,
+};
+pub use config::{CollectionConfig, EmbedConfig, EngineOptions, HnswConfig, VectorsConfig};
 pub use database::Database;
 pub use error::{Error, Result};
 pub use filter::Filter;
+pub use naksha_embed as embed;
 pub use naksha_index::metric::Metric;
 pub use naksha_index::payload::FieldType;
 pub use naksha_index::quant::Quantization;

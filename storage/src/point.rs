@@ -4,7 +4,8 @@
 //! |---------|-----------------------------------------------------------------|
 //! | id      | tag `u8` (0 = number, 1 = string) + `u64` LE or `u32` LE len + UTF-8 |
 //! | vector  | `u32` LE dim + dim × `f32` LE                                   |
-//! | payload | `u32` LE len + compact JSON bytes (empty object when len = 0)   |
+//! | payload | `u32` LE len + compact JSON bytes (`null` when len = 0)          |
+//! | text    | same as payload: a JSON object of text fields (WAL v2 and later)  |
 //!
 //! Decoding never panics: every length is checked against the remaining input
 //! and against [`MAX_FIELD_LEN`].
@@ -57,7 +58,7 @@ impl From<String> for PointId {
     }
 }
 
-/// A point: id, dense vector and JSON payload.
+/// A point: id, dense vector, JSON payload and text fields.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Point {
     /// Identity; upserting the same id replaces the point.
@@ -67,12 +68,22 @@ pub struct Point {
     /// Arbitrary JSON payload (an object, or `null` for none).
     #[serde(default)]
     pub payload: Value,
+    /// Text fields (`{"field": "text", ...}`, or `null`): embedded by the
+    /// collection's model and returned with `with_text`.
+    #[serde(default)]
+    pub text: Value,
 }
 
 impl Point {
-    /// A point from its parts.
+    /// A point from its parts, without text.
     pub fn new(id: PointId, vector: Vec<f32>, payload: Value) -> Self {
-        Self { id, vector, payload }
+        Self { id, vector, payload, text: Value::Null }
+    }
+
+    /// The same point with text fields.
+    pub fn with_text(mut self, text: Value) -> Self {
+        self.text = text;
+        self
     }
 }
 
@@ -134,6 +145,7 @@ impl Encoder {
         self.id(&p.id);
         self.vector(&p.vector);
         self.payload(&p.payload);
+        self.payload(&p.text);
     }
 }
 
@@ -215,7 +227,12 @@ impl<'a> Decoder<'a> {
     }
     /// Read a whole point.
     pub fn point(&mut self) -> Result<Point> {
-        Ok(Point { id: self.id()?, vector: self.vector()?, payload: self.payload()? })
+        Ok(Point { id: self.id()?, vector: self.vector()?, payload: self.payload()?, text: self.payload()? })
+    }
+
+    /// Read a point written before text fields existed (WAL v1).
+    pub fn point_v1(&mut self) -> Result<Point> {
+        Ok(Point { id: self.id()?, vector: self.vector()?, payload: self.payload()?, text: Value::Null })
     }
 }
 
@@ -238,7 +255,7 @@ mod tests {
                 (".{0,8}", any::<i64>()).prop_map(|(k, v)| serde_json::json!({ k: v, "tags": ["a", "b"] })),
             ],
         )
-            .prop_map(|(id, vector, payload)| Point { id, vector, payload })
+            .prop_map(|(id, vector, payload)| Point { id, vector, text: payload.clone(), payload })
     }
 
     proptest! {

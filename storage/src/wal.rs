@@ -25,6 +25,9 @@
 //! | 8    | sequence number (`u64`, +1 per record, no gaps)        |
 //! | n    | body: op tag `u8` (1 upsert, 2 delete), `u32` count, then points or ids ([`crate::point`]) |
 //!
+//! Versions: 1 = points without text fields; 2 = points carry text fields. Files of
+//! both versions replay; new files are written as the current version.
+//!
 //! ## Recovery
 //! Records are read in order until the end of the newest file. A short record,
 //! a CRC mismatch, a sequence gap or an undecodable body in the newest file is a
@@ -50,7 +53,7 @@ use crate::point::{Decoder, Encoder, Point, PointId, MAX_FIELD_LEN};
 use crate::{dirs, Error, Result};
 
 /// Current WAL format version.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Oldest WAL format version this build can replay.
 pub const OLDEST_READABLE_VERSION: u32 = 1;
 const MAGIC: &[u8; 8] = b"NAKSHWAL";
@@ -85,8 +88,8 @@ impl WalOp {
         e.buf
     }
 
-    /// Decode a record body; any malformation is an error.
-    pub fn decode(body: &[u8]) -> Result<Self> {
+    /// Decode a record body written by WAL format `version`; any malformation is an error.
+    pub fn decode(body: &[u8], version: u32) -> Result<Self> {
         let mut d = Decoder::new(body);
         let tag = d.u8()?;
         let count = d.u32()? as usize;
@@ -95,7 +98,8 @@ impl WalOp {
             return Err(Error::Decode(format!("count {count} larger than the record")));
         }
         let op = match tag {
-            1 => WalOp::Upsert((0..count).map(|_| d.point()).collect::<Result<_>>()?),
+            1 if version >= 2 => WalOp::Upsert((0..count).map(|_| d.point()).collect::<Result<_>>()?),
+            1 => WalOp::Upsert((0..count).map(|_| d.point_v1()).collect::<Result<_>>()?),
             2 => WalOp::Delete((0..count).map(|_| d.id()).collect::<Result<_>>()?),
             t => return Err(Error::Decode(format!("unknown op tag {t}"))),
         };
@@ -163,6 +167,8 @@ pub struct Scan {
     pub good_len: u64,
     /// Why the scan stopped before the end of the file, if it did.
     pub damage: Option<String>,
+    /// The file's format version.
+    pub version: u32,
 }
 
 /// Parse a WAL file image. Never panics; stops at the first damaged record.
@@ -207,14 +213,14 @@ pub fn scan(bytes: &[u8], expect_first: Option<u64>) -> Result<Scan, String> {
         if seq != next {
             break Some(format!("sequence {seq} at offset {pos}, expected {next}"));
         }
-        match WalOp::decode(&rest[RECORD_HEADER..RECORD_HEADER + len]) {
+        match WalOp::decode(&rest[RECORD_HEADER..RECORD_HEADER + len], version) {
             Ok(op) => records.push((seq, op)),
             Err(e) => break Some(format!("undecodable record at offset {pos}: {e}")),
         }
         next += 1;
         pos += RECORD_HEADER + len;
     };
-    Ok(Scan { records, good_len: pos as u64, damage })
+    Ok(Scan { records, good_len: pos as u64, damage, version })
 }
 
 fn create_file(dir: &Path, first_seq: u64) -> Result<(File, PathBuf)> {
@@ -248,6 +254,7 @@ impl Wal {
         found.sort();
         let mut replay = Vec::new();
         let mut next_seq = durable_seq + 1;
+        let mut last_version = FORMAT_VERSION;
         let mut files = Vec::new();
         let count = found.len();
         for (i, (first, path)) in found.into_iter().enumerate() {
@@ -283,14 +290,17 @@ impl Wal {
             replay.extend(scan.records.into_iter().filter(|(seq, _)| *seq > durable_seq));
             next_seq = next_seq.max(end);
             files.push((first, path));
+            last_version = scan.version;
         }
+        // Records are only appended to a file of the current version; after an
+        // upgrade the next record starts a new file.
         let (file, file_bytes) = match files.last() {
-            Some((_, path)) => {
+            Some((_, path)) if last_version == FORMAT_VERSION => {
                 let f = OpenOptions::new().append(true).open(path)?;
                 let len = f.metadata()?.len();
                 (f, len)
             }
-            None => {
+            _ => {
                 let (f, path) = create_file(dir, next_seq)?;
                 files.push((next_seq, path));
                 (f, FILE_HEADER as u64)

@@ -103,6 +103,7 @@ pub(super) fn flush(inner: &Inner) -> Result<()> {
         data.ids.push(mem.ids[s as usize].clone());
         data.vectors.extend_from_slice(mem.vector(s));
         data.payloads.push(mem.payloads[s as usize].clone());
+        data.texts.push(mem.texts[s as usize].clone());
     }
     let seg = Arc::new(build_segment(inner, segment_id, data)?);
     // Install.
@@ -178,6 +179,7 @@ pub(super) fn merge_once(inner: &Inner) -> Result<bool> {
             data.ids.push(seg.id(off)?);
             data.vectors.extend_from_slice(seg.vector(off));
             data.payloads.push(seg.payload(off)?);
+            data.texts.push(seg.text(off)?);
             origin.push((*id, off));
         }
     }

@@ -15,6 +15,7 @@ pub(crate) struct Memtable {
     pub(crate) ids: Vec<PointId>,
     pub(crate) vectors: Vec<f32>,
     pub(crate) payloads: Vec<Value>,
+    pub(crate) texts: Vec<Value>,
     pub(crate) deleted: Bitset,
     dim: usize,
 }
@@ -34,6 +35,7 @@ impl Memtable {
         self.ids.push(p.id);
         self.vectors.extend_from_slice(&p.vector);
         self.payloads.push(p.payload);
+        self.texts.push(p.text);
         self.deleted.grow(self.ids.len());
         slot
     }
@@ -43,7 +45,7 @@ impl Memtable {
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.vectors.len() * 4 + self.ids.len() * 32 + self.payloads.len() * 64
+        self.vectors.len() * 4 + self.ids.len() * 32 + self.payloads.len() * 64 + self.texts.len() * 64
     }
 
     /// Slots that are live (not in `deleted` nor `extra`) and pass `filter`.

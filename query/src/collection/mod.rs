@@ -6,6 +6,7 @@
 //! | `state.rs`       | id → location map, deletions, applying WAL operations        |
 //! | `memtable.rs`    | the mutable segment (exact search)                           |
 //! | `maintenance.rs` | flush, merge, manifest persistence, the background worker    |
+//! | `text.rs`        | vectors from text fields, text queries, chunked documents    |
 //!
 //! ```text
 //! upsert ─ validate batch ─ WAL append ─ fsync (group commit) ─ apply in seq order ─ ack
@@ -23,6 +24,7 @@
 mod maintenance;
 mod memtable;
 mod state;
+mod text;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -46,6 +48,7 @@ use crate::{Error, Result};
 use maintenance::Worker;
 use memtable::Memtable;
 use state::{Loc, SegmentSlot, State};
+pub use text::{Document, DocumentsWritten, CHUNK_KEYS};
 
 /// Largest `limit + offset` a search accepts.
 pub const MAX_RESULTS: usize = 10_000;
@@ -83,8 +86,10 @@ impl Metrics {
 /// A search request.
 #[derive(Clone, Debug)]
 pub struct SearchRequest {
-    /// Query vector.
+    /// Query vector; may be empty when `text` is given and the collection has a model.
     pub vector: Vec<f32>,
+    /// Query text, embedded with the collection's model when `vector` is empty.
+    pub text: Option<String>,
     /// Results to return.
     pub limit: usize,
     /// Results to skip.
@@ -99,12 +104,29 @@ pub struct SearchRequest {
     pub with_payload: bool,
     /// Return vectors.
     pub with_vector: bool,
+    /// Return text fields.
+    pub with_text: bool,
 }
 
 impl SearchRequest {
     /// The `limit` nearest points to `vector`, with payloads.
     pub fn new(vector: Vec<f32>, limit: usize) -> Self {
-        Self { vector, limit, offset: 0, ef: None, exact: false, filter: None, with_payload: true, with_vector: false }
+        Self {
+            vector,
+            text: None,
+            limit,
+            offset: 0,
+            ef: None,
+            exact: false,
+            filter: None,
+            with_payload: true,
+            with_vector: false,
+            with_text: false,
+        }
+    }
+    /// The `limit` points nearest to `text`, embedded with the collection's model.
+    pub fn text(text: impl Into<String>, limit: usize) -> Self {
+        Self { text: Some(text.into()), ..Self::new(Vec::new(), limit) }
     }
     /// Builder-style: set a filter.
     pub fn filter(mut self, f: Filter) -> Self {
@@ -136,6 +158,37 @@ pub struct ScoredPoint {
     /// Stored vector, when requested.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vector: Option<Vec<f32>>,
+    /// Text fields, when requested.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<Value>,
+}
+
+/// Text fields must be an object of strings (or absent).
+fn check_text(id: &PointId, text: &Value) -> Result<()> {
+    match text {
+        Value::Null => Ok(()),
+        Value::Object(m) => match m.iter().find(|(_, v)| !v.is_string()) {
+            Some((k, _)) => Err(Error::InvalidArgument(format!("point {id}: text field {k:?} must be a string"))),
+            None => Ok(()),
+        },
+        _ => Err(Error::InvalidArgument(format!("point {id}: text must be an object of strings"))),
+    }
+}
+
+/// Which stored fields to read for a hit.
+#[derive(Clone, Copy, Debug)]
+struct Want {
+    payload: bool,
+    vector: bool,
+    text: bool,
+}
+
+/// Stored fields read for a hit (`None` where not wanted).
+#[derive(Debug, Default)]
+struct Fields {
+    vector: Option<Vec<f32>>,
+    payload: Option<Value>,
+    text: Option<Value>,
 }
 
 /// A stored point.
@@ -147,6 +200,8 @@ pub struct Record {
     pub vector: Vec<f32>,
     /// Payload.
     pub payload: Value,
+    /// Text fields (`null` for none).
+    pub text: Value,
 }
 
 /// Sizes and counts.
@@ -210,6 +265,17 @@ impl Collection {
     /// Create a new collection in `dir`, which must not exist.
     pub fn create(dir: &Path, name: &str, config: CollectionConfig, options: EngineOptions) -> Result<Self> {
         config.validate()?;
+        if let Some(e) = &config.embed {
+            let model = options.models.get(&e.model)?;
+            if model.dim() != config.vectors.dim {
+                return Err(Error::InvalidArgument(format!(
+                    "vectors.dim is {} but model {:?} makes {}-d vectors",
+                    config.vectors.dim,
+                    e.model,
+                    model.dim()
+                )));
+            }
+        }
         let staging = dir.with_extension("creating");
         if staging.exists() {
             fs_err::remove_dir_all(&staging).map_err(naksha_storage::Error::from)?;
@@ -333,13 +399,18 @@ impl Collection {
     /// Insert or replace points. The whole batch is validated first (and rejected
     /// whole on any bad point); the call returns once the batch is durable.
     /// Returns the batch's sequence number.
+    ///
+    /// Points without a vector get one from their text fields when the collection
+    /// has an embedding model (`embed`).
     pub fn upsert(&self, mut points: Vec<Point>) -> Result<u64> {
         let (dim, metric) = (self.inner.config.vectors.dim, self.inner.config.vectors.metric);
+        self.fill_vectors(&mut points)?;
         for p in &mut points {
             metric.prepare(&mut p.vector, dim, Some(&p.id))?;
             if !matches!(p.payload, Value::Object(_) | Value::Null) {
                 return Err(Error::InvalidArgument(format!("point {}: payload must be a JSON object", p.id)));
             }
+            check_text(&p.id, &p.text)?;
         }
         if points.is_empty() {
             return Ok(self.inner.state.read().applied_seq);
@@ -429,28 +500,34 @@ impl Collection {
     pub fn get(&self, id: &PointId) -> Result<Option<Record>> {
         let st = self.inner.state.read();
         let Some(&loc) = st.ids.get(id) else { return Ok(None) };
-        let (vector, payload) = self.materialize(&st, loc, true, true)?;
-        Ok(Some(Record { id: id.clone(), vector: vector.unwrap_or_default(), payload: payload.unwrap_or_default() }))
+        let all = Want { payload: true, vector: true, text: true };
+        let f = self.materialize(&st, loc, all)?;
+        Ok(Some(Record {
+            id: id.clone(),
+            vector: f.vector.unwrap_or_default(),
+            payload: f.payload.unwrap_or_default(),
+            text: f.text.unwrap_or_default(),
+        }))
     }
 
-    fn materialize(
-        &self,
-        st: &State,
-        loc: Loc,
-        payload: bool,
-        vector: bool,
-    ) -> Result<(Option<Vec<f32>>, Option<Value>)> {
+    fn materialize(&self, st: &State, loc: Loc, want: Want) -> Result<Fields> {
+        let mem_fields = |mem: &Memtable, s: u32| Fields {
+            vector: want.vector.then(|| mem.vector(s).to_vec()),
+            payload: want.payload.then(|| mem.payloads[s as usize].clone()),
+            text: want.text.then(|| mem.texts[s as usize].clone()),
+        };
         Ok(match loc {
-            Loc::Active(s) => {
-                (vector.then(|| st.active.vector(s).to_vec()), payload.then(|| st.active.payloads[s as usize].clone()))
-            }
+            Loc::Active(s) => mem_fields(&st.active, s),
             Loc::Frozen(s) => {
-                let mem = &st.frozen.as_ref().ok_or_else(|| internal("frozen slot without a frozen memtable"))?.mem;
-                (vector.then(|| mem.vector(s).to_vec()), payload.then(|| mem.payloads[s as usize].clone()))
+                mem_fields(&st.frozen.as_ref().ok_or_else(|| internal("frozen slot without a frozen memtable"))?.mem, s)
             }
             Loc::Segment(id, off) => {
                 let seg = &st.slot(id).ok_or_else(|| internal("unknown segment"))?.seg;
-                (vector.then(|| seg.vector(off).to_vec()), if payload { Some(seg.payload(off)?) } else { None })
+                Fields {
+                    vector: want.vector.then(|| seg.vector(off).to_vec()),
+                    payload: if want.payload { Some(seg.payload(off)?) } else { None },
+                    text: if want.text { Some(seg.text(off)?) } else { None },
+                }
             }
         })
     }
@@ -469,7 +546,10 @@ impl Collection {
         if let Some(f) = &req.filter {
             f.validate()?;
         }
-        let mut query = req.vector.clone();
+        let mut query = match (&req.text, req.vector.is_empty()) {
+            (Some(text), true) => self.embed_query(text)?,
+            _ => req.vector.clone(),
+        };
         cfg.metric.prepare(&mut query, cfg.dim, None)?;
         let k = req.limit + req.offset;
         let ef = req.ef.unwrap_or(cfg.hnsw.ef).max(k);
@@ -496,8 +576,9 @@ impl Collection {
                     }
                     Loc::Segment(sid, off) => st.slot(sid).ok_or_else(|| internal("segment"))?.seg.id(off)?,
                 };
-                let (vector, payload) = self.materialize(&st, loc, req.with_payload, req.with_vector)?;
-                Ok(ScoredPoint { id, score: cfg.metric.score(d), payload, vector })
+                let want = Want { payload: req.with_payload, vector: req.with_vector, text: req.with_text };
+                let f = self.materialize(&st, loc, want)?;
+                Ok(ScoredPoint { id, score: cfg.metric.score(d), payload: f.payload, vector: f.vector, text: f.text })
             })
             .collect()
     }

@@ -4,4 +4,5 @@ mod crash;
 mod fixtures;
 mod lifecycle;
 mod recall;
+mod text;
 mod validation;

@@ -9,8 +9,11 @@ fn upsert(id: u64) -> WalOp {
 
 fn arb_op() -> impl Strategy<Value = WalOp> {
     let id = prop_oneof![any::<u64>().prop_map(PointId::Num), "[a-z0-9#]{0,10}".prop_map(PointId::Str)];
-    let point = (id.clone(), prop::collection::vec(-10f32..10.0, 0..8), any::<Option<u8>>())
-        .prop_map(|(id, vector, p)| Point::new(id, vector, p.map_or(Value::Null, |v| json!({"v": v}))));
+    let point =
+        (id.clone(), prop::collection::vec(-10f32..10.0, 0..8), any::<Option<u8>>()).prop_map(|(id, vector, p)| {
+            let text = p.map_or(Value::Null, |v| json!({"body": format!("text {v}")}));
+            Point::new(id, vector, p.map_or(Value::Null, |v| json!({"v": v}))).with_text(text)
+        });
     prop_oneof![
         prop::collection::vec(point, 0..4).prop_map(WalOp::Upsert),
         prop::collection::vec(id, 0..4).prop_map(WalOp::Delete),
@@ -113,14 +116,14 @@ proptest! {
 
     #[test]
     fn op_round_trips(op in arb_op()) {
-        prop_assert_eq!(WalOp::decode(&op.encode()).unwrap(), op);
+        prop_assert_eq!(WalOp::decode(&op.encode(), FORMAT_VERSION).unwrap(), op);
     }
 
     #[test]
     fn op_decoding_rejects_truncation(op in arb_op(), cut in any::<prop::sample::Index>()) {
         let bytes = op.encode();
         let cut = cut.index(bytes.len());
-        prop_assert!(WalOp::decode(&bytes[..cut]).is_err());
+        prop_assert!(WalOp::decode(&bytes[..cut], FORMAT_VERSION).is_err());
     }
 
     /// Cutting the log anywhere yields exactly the records that were complete.
@@ -164,4 +167,39 @@ proptest! {
             }
         }
     }
+}
+
+/// A file written by WAL format 1 (points without text) still replays, and the
+/// next record goes to a new file of the current version.
+#[test]
+fn version_1_files_replay_and_are_not_appended_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Point::new(PointId::Num(7), vec![1.0, 2.0], json!({"a": 1}));
+    let mut body = Encoder::default();
+    body.u8(1);
+    body.u32(1);
+    body.id(&p.id);
+    body.vector(&p.vector);
+    body.payload(&p.payload);
+    let mut file = Vec::new();
+    file.extend_from_slice(MAGIC);
+    file.extend_from_slice(&1u32.to_le_bytes());
+    file.extend_from_slice(&0u32.to_le_bytes());
+    file.extend_from_slice(&1u64.to_le_bytes());
+    let mut checked = 1u64.to_le_bytes().to_vec();
+    checked.extend_from_slice(&body.buf);
+    file.extend_from_slice(&(body.buf.len() as u32).to_le_bytes());
+    file.extend_from_slice(&crc32c::crc32c(&checked).to_le_bytes());
+    file.extend_from_slice(&checked);
+    fs_err::write(dir.path().join(file_name(1)), &file).unwrap();
+
+    let (wal, replay) = Wal::open(dir.path(), 0, WalOptions::default()).unwrap();
+    assert_eq!(replay, vec![(1, WalOp::Upsert(vec![p.clone()]))]);
+    let text_point = Point::new(PointId::Num(8), vec![0.5], Value::Null).with_text(json!({"t": "hello"}));
+    let seq = wal.append(&WalOp::Upsert(vec![text_point.clone()])).unwrap();
+    wal.sync_through(seq).unwrap();
+    drop(wal);
+    assert!(dir.path().join(file_name(2)).exists(), "a v2 record went into the v1 file");
+    let (_wal, replay) = Wal::open(dir.path(), 0, WalOptions::default()).unwrap();
+    assert_eq!(replay, vec![(1, WalOp::Upsert(vec![p])), (2, WalOp::Upsert(vec![text_point]))]);
 }
