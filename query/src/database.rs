@@ -84,6 +84,11 @@ impl Database {
         Ok(Self { dir, options, collections: RwLock::new(collections), _lock: lock })
     }
 
+    /// The embedding models collections can use.
+    pub fn models(&self) -> &naksha_embed::Models {
+        &self.options.models
+    }
+
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.dir

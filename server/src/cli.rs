@@ -71,9 +71,9 @@ pub enum CollectionsAction {
     Create {
         /// Name.
         name: String,
-        /// Vector dimension.
+        /// Vector dimension (default with --embed: the model's).
         #[arg(long)]
-        dim: usize,
+        dim: Option<usize>,
         /// cosine | dot | l2.
         #[arg(long, default_value = "cosine")]
         metric: String,
@@ -83,6 +83,12 @@ pub enum CollectionsAction {
         /// Payload index as KEY=TYPE (keyword, integer, float, bool); repeatable.
         #[arg(long = "index")]
         indexes: Vec<String>,
+        /// Embedding model that fills vectors from text fields (see `naksha models list`).
+        #[arg(long)]
+        embed: Option<String>,
+        /// Text fields the model embeds, comma-separated.
+        #[arg(long, default_value = "text", value_delimiter = ',')]
+        fields: Vec<String>,
     },
     /// Show a collection's configuration and sizes.
     Info {
@@ -96,17 +102,51 @@ pub enum CollectionsAction {
     },
 }
 
+/// What `naksha query` searches with.
+#[derive(Debug)]
+pub enum QueryInput {
+    /// A JSON array.
+    Vector(String),
+    /// A text, embedded by the collection's model.
+    Text(String),
+}
+
+/// `naksha models list`: the models installed in a folder (loaded, so a broken
+/// one is reported here as the server would at start-up).
+pub fn models_list(dir: &Path) -> Result<()> {
+    let models = naksha_query::embed::Models::open(dir, naksha_query::embed::DeviceKind::Cpu)
+        .with_context(|| format!("models folder {}", dir.display()))?;
+    let list = models.list();
+    if list.is_empty() {
+        println!("no models in {} (install one: scripts/install-model.sh {})", dir.display(), dir.display());
+    }
+    for m in list {
+        println!(
+            "{}\tdim={}\tmax_tokens={}\tpooling={:?}\tnormalize={}",
+            m.name, m.dim, m.max_tokens, m.pooling, m.normalize
+        );
+    }
+    Ok(())
+}
+
 /// Run a collections subcommand.
 pub fn collections(client: &Client, action: CollectionsAction) -> Result<()> {
     let v = match action {
         CollectionsAction::List => client.ok("GET", "/v1/collections", None)?,
-        CollectionsAction::Create { name, dim, metric, quantization, indexes } => {
+        CollectionsAction::Create { name, dim, metric, quantization, indexes, embed, fields } => {
             let mut payload_index = serde_json::Map::new();
             for i in indexes {
                 let (k, t) = i.split_once('=').context("--index takes KEY=TYPE")?;
                 payload_index.insert(k.to_owned(), json!(t));
             }
-            let body = json!({"vectors": {"dim": dim, "metric": metric, "quantization": quantization}, "payload_index": payload_index});
+            let mut vectors = json!({"metric": metric, "quantization": quantization});
+            if let Some(d) = dim {
+                vectors["dim"] = json!(d);
+            }
+            let mut body = json!({"vectors": vectors, "payload_index": payload_index});
+            if let Some(model) = embed {
+                body["embed"] = json!({"model": model, "fields": fields});
+            }
             client.ok("PUT", &format!("/v1/collections/{name}"), Some(("application/json", body.to_string())))?
         }
         CollectionsAction::Info { name } => client.ok("GET", &format!("/v1/collections/{name}"), None)?,
@@ -165,9 +205,15 @@ pub fn import(client: &Client, file: &Path, collection: &str, batch: usize) -> R
 }
 
 /// `naksha query`.
-pub fn query(client: &Client, collection: &str, vector: &str, limit: usize, filter: Option<&str>) -> Result<()> {
-    let vector: Value = serde_json::from_str(vector).context("--vector must be a JSON array")?;
-    let mut body = json!({"vector": vector, "limit": limit});
+pub fn query(client: &Client, collection: &str, what: QueryInput, limit: usize, filter: Option<&str>) -> Result<()> {
+    let mut body = json!({"limit": limit});
+    match what {
+        QueryInput::Vector(v) => body["vector"] = serde_json::from_str(&v).context("--vector must be a JSON array")?,
+        QueryInput::Text(t) => {
+            body["text"] = json!(t);
+            body["with_text"] = json!(true);
+        }
+    }
     if let Some(f) = filter {
         body["filter"] = serde_json::from_str(f).context("--filter must be JSON")?;
     }

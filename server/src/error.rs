@@ -133,6 +133,20 @@ impl From<QueryError> for ApiError {
                 format!("collection {name:?} already exists with a different configuration"),
             ),
             QueryError::Locked(path) => Self::unavailable(format!("data directory {} is locked", path.display())),
+            QueryError::Embed(ee) => ee.into(),
+        }
+    }
+}
+
+impl From<naksha_query::embed::Error> for ApiError {
+    fn from(e: naksha_query::embed::Error) -> Self {
+        use naksha_query::embed::Error as E;
+        match e {
+            E::UnknownModel(name) => Self::invalid(format!("unknown model {name:?}; GET /v1/models lists them")),
+            E::InvalidArgument(m) => Self::invalid(m),
+            E::MissingFile { .. } | E::BadModel { .. } | E::Device(_) | E::Tokenizer(_) | E::Candle(_) | E::Io(_) => {
+                Self::internal(e)
+            }
         }
     }
 }

@@ -93,8 +93,8 @@ impl Naksha for NakshaService {
         req: Request<pb::CreateCollectionRequest>,
     ) -> Result<Response<pb::CollectionInfo>, Status> {
         let r = req.into_inner();
-        let config = ops::collection_config(r.config_json.as_bytes())?;
         self.run(move |db| {
+            let config = ops::collection_config(r.config_json.as_bytes(), db.models())?;
             let (c, created) = ops::create_collection(&db, &r.name, config)?;
             Ok(info(&c, r.name, created))
         })
@@ -141,7 +141,10 @@ impl Naksha for NakshaService {
         let points = r
             .points
             .into_iter()
-            .map(|p| Ok(Point::new(id_from_pb(p.id)?, p.vector, json_or_null(&p.payload_json, "payload_json")?)))
+            .map(|p| {
+                let point = Point::new(id_from_pb(p.id)?, p.vector, json_or_null(&p.payload_json, "payload_json")?);
+                Ok(point.with_text(json_or_null(&p.text_json, "text_json")?))
+            })
             .collect::<Result<Vec<_>, ApiError>>()?;
         self.run(move |db| {
             let n = points.len() as u64;
@@ -155,9 +158,12 @@ impl Naksha for NakshaService {
         let r = req.into_inner();
         let id = id_from_pb(r.id)?;
         self.run(move |db| match db.collection(&r.collection)?.get(&id)? {
-            Some(p) => {
-                Ok(pb::Point { id: Some(id_to_pb(p.id)), vector: p.vector, payload_json: payload_text(&p.payload) })
-            }
+            Some(p) => Ok(pb::Point {
+                id: Some(id_to_pb(p.id)),
+                vector: p.vector,
+                payload_json: payload_text(&p.payload),
+                text_json: payload_text(&p.text),
+            }),
             None => Err(ApiError::not_found(format!("point {id} not found in collection {:?}", r.collection))),
         })
         .await
@@ -179,17 +185,50 @@ impl Naksha for NakshaService {
         .await
     }
 
+    async fn list_models(
+        &self,
+        _req: Request<pb::ListModelsRequest>,
+    ) -> Result<Response<pb::ListModelsResponse>, Status> {
+        self.run(|db| {
+            let models = db
+                .models()
+                .list()
+                .into_iter()
+                .map(|m| pb::ModelInfo {
+                    name: m.name,
+                    dim: m.dim as u32,
+                    max_tokens: m.max_tokens as u32,
+                    device: m.device,
+                })
+                .collect();
+            Ok(pb::ListModelsResponse { models })
+        })
+        .await
+    }
+
+    async fn embed(&self, req: Request<pb::EmbedRequest>) -> Result<Response<pb::EmbedResponse>, Status> {
+        let r = req.into_inner();
+        self.run(move |db| {
+            let (dim, data) = ops::embed(db.models(), &r.model, &r.input)?;
+            let data = data.into_iter().map(|values| pb::Vector { values }).collect();
+            Ok(pb::EmbedResponse { model: r.model, dim: dim as u32, data })
+        })
+        .await
+    }
+
     async fn query(&self, req: Request<pb::QueryRequest>) -> Result<Response<pb::QueryResponse>, Status> {
         let started = Instant::now();
         let r = req.into_inner();
         let vector = (!r.vector.is_empty()).then_some(r.vector);
-        let vector = ops::vector_query(&r.collection, Some(r.mode.as_str()), !r.text.is_empty(), vector)?;
+        let text = (!r.text.is_empty()).then(|| r.text.clone());
+        let (vector, text) = ops::vector_query(&r.collection, Some(r.mode.as_str()), text, vector)?;
         let filter = match json_or_null(&r.filter_json, "filter_json")? {
             Value::Null => None,
             f => Some(Filter::from_json(f).map_err(ApiError::from)?),
         };
         let search = SearchRequest {
             vector,
+            text,
             limit: if r.limit == 0 { 10 } else { r.limit as usize },
             offset: r.offset as usize,
             ef: r.ef.map(|e| e as usize),
@@ -197,6 +236,7 @@ impl Naksha for NakshaService {
             filter,
             with_payload: !r.without_payload,
             with_vector: r.with_vector,
+            with_text: r.with_text,
         };
         self.run(move |db| {
             let hits = db.collection(&r.collection)?.search(&search)?;
@@ -207,6 +247,7 @@ impl Naksha for NakshaService {
                     score: h.score,
                     payload_json: h.payload.as_ref().map(payload_text).unwrap_or_default(),
                     vector: h.vector.unwrap_or_default(),
+                    text_json: h.text.as_ref().map(payload_text).unwrap_or_default(),
                 })
                 .collect();
             Ok(pb::QueryResponse { results, took_ms: started.elapsed().as_secs_f64() * 1e3 })

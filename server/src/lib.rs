@@ -56,7 +56,15 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()> + Send +
     let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
     let recover_state = state.clone();
     let (reporter, health) = grpc::health().await;
-    let recovered = tokio::task::spawn_blocking(move || Database::open_with(&dir, options).map_err(|e| (e, dir)));
+    let (models_dir, device) = (settings.models.dir.clone(), settings.models.device.clone());
+    let recovered = tokio::task::spawn_blocking(move || -> anyhow::Result<Database> {
+        let device = device.parse()?;
+        let models = naksha_query::embed::Models::open(&models_dir, device)
+            .with_context(|| format!("cannot load embedding models from {}", models_dir.display()))?;
+        tracing::info!(dir = %models_dir.display(), models = models.list().len(), "embedding models loaded");
+        let options = EngineOptions { models, ..options };
+        Database::open_with(&dir, options).with_context(|| format!("cannot open data directory {}", dir.display()))
+    });
     tokio::spawn(async move {
         match recovered.await {
             Ok(Ok(db)) => {
@@ -67,9 +75,8 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()> + Send +
                 recover_state.ready.store(true, std::sync::atomic::Ordering::Release);
                 tracing::info!(collections = n, "recovery finished; ready");
             }
-            Ok(Err((e, dir))) => {
-                let context = format!("cannot open data directory {}", dir.display());
-                let _ = failed_tx.send(anyhow::Error::new(e).context(context));
+            Ok(Err(e)) => {
+                let _ = failed_tx.send(e);
             }
             Err(e) => {
                 let _ = failed_tx.send(anyhow::Error::new(e).context("recovery task failed"));

@@ -35,6 +35,9 @@ enum Command {
         /// Data directory (storage.data_dir).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Embedding models folder (default ./naksha-models).
+        #[arg(long)]
+        models_dir: Option<PathBuf>,
         /// HTTP listen address (server.http_addr); port 0 picks a free port.
         #[arg(long)]
         http_addr: Option<std::net::SocketAddr>,
@@ -49,7 +52,7 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
-    /// Import points from a JSON Lines file (one {"id", "vector", "payload"} per line).
+    /// Import points from a JSON Lines file (one {"id", "vector"?, "text"?, "payload"?} per line).
     Import {
         /// The file.
         file: PathBuf,
@@ -62,14 +65,22 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
-    /// Run a vector query.
+    /// Embedding models installed locally.
+    Models {
+        #[command(subcommand)]
+        action: ModelsAction,
+    },
+    /// Run a query: by vector, or by text with the collection's model.
     Query {
         /// Collection.
         #[arg(long)]
         collection: String,
         /// Query vector as JSON, e.g. "[0.1, 0.2]".
+        #[arg(long, conflicts_with = "text", required_unless_present = "text")]
+        vector: Option<String>,
+        /// Query text, embedded by the collection's model.
         #[arg(long)]
-        vector: String,
+        text: Option<String>,
         /// Results.
         #[arg(long, default_value_t = 10)]
         limit: usize,
@@ -78,6 +89,16 @@ enum Command {
         filter: Option<String>,
         #[command(flatten)]
         remote: Remote,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsAction {
+    /// List the models installed in a models folder.
+    List {
+        /// The folder (the server's --models-dir).
+        #[arg(long, env = "NAKSHA__MODELS__DIR", default_value = "./naksha-models")]
+        models_dir: PathBuf,
     },
 }
 
@@ -93,10 +114,13 @@ fn init_tracing(format: &str, level: &str) {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::Serve { config, data_dir, http_addr, grpc_addr } => {
+        Command::Serve { config, data_dir, models_dir, http_addr, grpc_addr } => {
             let mut settings = Settings::load(config.as_deref(), std::env::vars())?;
             if let Some(d) = data_dir {
                 settings.storage.data_dir = d;
+            }
+            if let Some(d) = models_dir {
+                settings.models.dir = d;
             }
             if let Some(a) = http_addr {
                 settings.server.http_addr = a;
@@ -112,8 +136,13 @@ fn main() -> Result<()> {
         Command::Import { file, collection, batch, remote } => {
             cli::import(&Client::new(&remote.url, remote.api_key), &file, &collection, batch)
         }
-        Command::Query { collection, vector, limit, filter, remote } => {
-            cli::query(&Client::new(&remote.url, remote.api_key), &collection, &vector, limit, filter.as_deref())
+        Command::Query { collection, vector, text, limit, filter, remote } => {
+            let what = match (vector, text) {
+                (Some(v), _) => cli::QueryInput::Vector(v),
+                (None, t) => cli::QueryInput::Text(t.unwrap_or_default()),
+            };
+            cli::query(&Client::new(&remote.url, remote.api_key), &collection, what, limit, filter.as_deref())
         }
+        Command::Models { action: ModelsAction::List { models_dir } } => cli::models_list(&models_dir),
     }
 }

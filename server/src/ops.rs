@@ -4,30 +4,46 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use naksha_query::{Collection, CollectionConfig, Database, FieldType, VectorsConfig};
+use naksha_query::embed::{ChunkConfig, Models};
+use naksha_query::{
+    Collection, CollectionConfig, Database, EmbedConfig, FieldType, HnswConfig, Metric, Quantization, VectorsConfig,
+};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::ApiError;
 
-/// The API's collection body. Text fields, embedding and chunking are part of
-/// the contract but arrive with later milestones; until then they are refused
-/// with a clear message rather than silently ignored.
+/// The vector space in a collection body; with `embed`, `dim` (the model's) and
+/// `metric` (cosine) may be omitted.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VectorsBody {
+    dim: Option<usize>,
+    #[schema(value_type = Option<String>)]
+    metric: Option<Metric>,
+    #[schema(value_type = Option<Object>)]
+    hnsw: Option<HnswConfig>,
+    #[schema(value_type = Option<String>)]
+    quantization: Option<Quantization>,
+}
+
+/// The API's collection body. `text_fields` (full-text search) is part of the
+/// contract but arrives with its milestone; until then it is refused with a
+/// clear message rather than silently ignored.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
     /// `{"dim", "metric": "cosine"|"dot"|"l2", "hnsw": {"m", "ef_construction", "ef"}, "quantization": "none"|"int8"}`.
-    #[schema(value_type = Object)]
-    vectors: Option<VectorsConfig>,
+    vectors: Option<VectorsBody>,
     /// Reserved: full-text search (refused until it lands).
     #[serde(default)]
     text_fields: Vec<String>,
-    /// Reserved: embedding model (refused until it lands).
+    /// `{"model": "all-minilm-l6-v2", "fields": ["title", "body"]}`: fill vectors from these text fields.
     #[schema(value_type = Option<Object>)]
-    embed: Option<Value>,
-    /// Reserved: chunking (refused until it lands).
+    embed: Option<EmbedConfig>,
+    /// `{"max_tokens": 256, "overlap_tokens": 32}` for the documents endpoint.
     #[schema(value_type = Option<Object>)]
-    chunking: Option<Value>,
+    chunking: Option<ChunkConfig>,
     /// Payload keys to index: `keyword`, `integer`, `float` or `bool`.
     #[serde(default)]
     #[schema(value_type = BTreeMap<String, String>)]
@@ -39,17 +55,35 @@ pub fn decode_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Ap
     serde_json::from_slice(bytes).map_err(|e| ApiError::invalid(format!("malformed JSON body: {e}")))
 }
 
-/// Parse a collection body (JSON bytes) into an engine configuration.
-pub fn collection_config(json: &[u8]) -> Result<CollectionConfig, ApiError> {
+/// Parse a collection body (JSON bytes) into an engine configuration; `models`
+/// supplies the dimension of an `embed` model when `vectors.dim` is omitted.
+pub fn collection_config(json: &[u8], models: &Models) -> Result<CollectionConfig, ApiError> {
     let body: CreateBody = decode_json(json)?;
     if !body.text_fields.is_empty() {
         return Err(ApiError::invalid("text_fields: full-text search is not enabled in this build yet"));
     }
-    if body.embed.is_some() || body.chunking.is_some() {
-        return Err(ApiError::invalid("embed/chunking: local embedding models are not available in this build yet"));
-    }
-    let vectors = body.vectors.ok_or_else(|| ApiError::invalid("vectors is required"))?;
-    Ok(CollectionConfig { vectors, payload_index: body.payload_index })
+    let v = match (body.vectors, &body.embed) {
+        (Some(v), _) => v,
+        (None, Some(_)) => VectorsBody::default(),
+        (None, None) => return Err(ApiError::invalid("vectors is required (or embed, to take the model's)")),
+    };
+    let dim = match (v.dim, &body.embed) {
+        (Some(d), _) => d,
+        (None, Some(e)) => models.get(&e.model).map_err(naksha_query::Error::from)?.dim(),
+        (None, None) => return Err(ApiError::invalid("vectors.dim is required")),
+    };
+    let metric = match (v.metric, &body.embed) {
+        (Some(m), _) => m,
+        (None, Some(_)) => Metric::Cosine,
+        (None, None) => return Err(ApiError::invalid("vectors.metric is required")),
+    };
+    let vectors = VectorsConfig {
+        dim,
+        metric,
+        hnsw: v.hnsw.unwrap_or_default(),
+        quantization: v.quantization.unwrap_or_default(),
+    };
+    Ok(CollectionConfig { vectors, payload_index: body.payload_index, embed: body.embed, chunking: body.chunking })
 }
 
 /// Create (or find, with an identical config) a collection; also says whether it was created.
@@ -68,23 +102,43 @@ pub fn config_json(c: &CollectionConfig) -> Value {
     serde_json::to_value(c).unwrap_or(Value::Null)
 }
 
-/// Check the query mode and return the query vector. Text and hybrid modes
-/// are refused until full-text search lands.
+/// Check the query mode and return what to search with: a vector, or a text
+/// that the collection's model embeds. BM25 `text` and `hybrid` modes are
+/// refused until full-text search lands.
 pub fn vector_query(
     collection: &str,
     mode: Option<&str>,
-    text: bool,
+    text: Option<String>,
     vector: Option<Vec<f32>>,
-) -> Result<Vec<f32>, ApiError> {
-    let text_off = || ApiError::invalid(format!("text search is not enabled for collection {collection:?}"));
+) -> Result<(Vec<f32>, Option<String>), ApiError> {
+    let bm25_off = |m: &str| {
+        ApiError::invalid(format!(
+            "mode {m:?} needs full-text search, which is not enabled for collection {collection:?}"
+        ))
+    };
     match mode {
         None | Some("") | Some("vector") => {}
-        Some("text") | Some("hybrid") => return Err(text_off()),
+        Some(m @ ("text" | "hybrid")) => return Err(bm25_off(m)),
         Some(other) => return Err(ApiError::invalid(format!("mode must be vector, text or hybrid, not {other:?}"))),
     }
     match (vector, text) {
-        (Some(v), _) => Ok(v),
-        (None, true) => Err(text_off()),
-        (None, false) => Err(ApiError::invalid("give a query \"vector\"")),
+        (Some(v), _) => Ok((v, None)),
+        (None, Some(t)) if t.trim().is_empty() => Err(ApiError::invalid("query text is empty")),
+        (None, Some(t)) => Ok((Vec::new(), Some(t))),
+        (None, None) => Err(ApiError::invalid("give a query \"vector\" or \"text\"")),
     }
+}
+
+/// Most texts one `embed` call takes.
+pub const MAX_EMBED_INPUTS: usize = 2048;
+
+/// Embed `input` with `model`: returns the dimension and one vector per text.
+/// Blocking (run it on the blocking pool).
+pub fn embed(models: &Models, model: &str, input: &[String]) -> Result<(usize, Vec<Vec<f32>>), ApiError> {
+    if input.is_empty() || input.len() > MAX_EMBED_INPUTS {
+        return Err(ApiError::invalid(format!("input must hold 1 to {MAX_EMBED_INPUTS} texts, not {}", input.len())));
+    }
+    let m = models.get(model)?;
+    let refs: Vec<&str> = input.iter().map(String::as_str).collect();
+    Ok((m.dim(), m.embed(&refs)?))
 }

@@ -17,8 +17,20 @@ pub struct Settings {
     pub server: ServerSettings,
     /// Data directory and engine tuning.
     pub storage: StorageSettings,
+    /// Embedding models.
+    pub models: ModelsSettings,
     /// Logging.
     pub log: LogSettings,
+}
+
+/// `[models]`: where embedding models live and where they run.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelsSettings {
+    /// Folder with one sub-folder per model.
+    pub dir: PathBuf,
+    /// `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
 }
 
 /// `[server]`.
@@ -121,6 +133,9 @@ impl Settings {
         }
         if self.storage.flush_points == 0 {
             return bad("storage.flush_points must be positive");
+        }
+        if let Err(e) = self.models.device.parse::<naksha_query::embed::DeviceKind>() {
+            return Err(SettingsError::Invalid(format!("models.device: {e}")));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return bad("log.format must be \"text\" or \"json\"");

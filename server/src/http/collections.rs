@@ -82,8 +82,8 @@ pub async fn create(
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let config = ops::collection_config(&body_bytes(body, state.body_limit)?)?;
     let db = state.db()?;
+    let config = ops::collection_config(&body_bytes(body, state.body_limit)?, db.models())?;
     blocking(move || {
         let (c, created) = ops::create_collection(&db, &name, config)?;
         let status = if created { StatusCode::CREATED } else { StatusCode::OK };

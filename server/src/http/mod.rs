@@ -6,11 +6,13 @@
 //! | `collections.rs` | `PUT/GET/DELETE /v1/collections[/{name}]`                     |
 //! | `points.rs`      | upsert (JSON, NDJSON), get, delete                            |
 //! | `query.rs`       | `POST /v1/collections/{name}/query`                           |
+//! | `embed.rs`       | `GET /v1/models`, `POST /v1/embed`, documents (chunked)       |
 //!
 //! Engine calls block (fsync, search), so they run on tokio's blocking pool,
 //! never on the async workers.
 
 mod collections;
+mod embed;
 mod points;
 mod query;
 
@@ -88,6 +90,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/collections/{name}/points/delete", post(points::delete))
         .route("/v1/collections/{name}/points/{id}", get(points::get))
         .route("/v1/collections/{name}/query", post(query::query))
+        .route("/v1/collections/{name}/documents", post(embed::upsert_documents))
+        .route("/v1/collections/{name}/documents/delete", post(embed::delete_documents))
+        .route("/v1/models", get(embed::models))
+        .route("/v1/embed", post(embed::embed))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
@@ -212,7 +218,7 @@ pub struct Status {
     info(
         title = "Naksha HTTP API",
         version = "1",
-        description = "Vector search database: collections, points, queries."
+        description = "Vector search database: collections, points, queries, embeddings, documents."
     ),
     paths(
         healthz,
@@ -226,7 +232,11 @@ pub struct Status {
         points::upsert,
         points::get,
         points::delete,
-        query::query
+        query::query,
+        embed::models,
+        embed::embed,
+        embed::upsert_documents,
+        embed::delete_documents
     )
 )]
 pub struct ApiDoc;

@@ -21,11 +21,13 @@ pub struct PointIn {
     /// Unsigned integer or string.
     #[schema(value_type = Object)]
     id: PointId,
-    /// Dense vector of the collection's dimension.
+    /// Dense vector of the collection's dimension; may be omitted when the
+    /// collection has `embed` (the model fills it from `text`).
     vector: Option<Vec<f32>>,
-    /// Reserved: text fields (refused until full-text search lands).
+    /// Text fields: `{"field": "text", ...}`.
+    #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    text: Option<Value>,
+    text: Value,
     /// JSON object.
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -60,6 +62,10 @@ pub struct PointOut {
     /// Payload.
     #[schema(value_type = Object)]
     pub payload: Value,
+    /// Text fields, when the point has any.
+    #[serde(skip_serializing_if = "Value::is_null")]
+    #[schema(value_type = Option<Object>)]
+    pub text: Value,
 }
 
 /// Number of points deleted.
@@ -70,14 +76,9 @@ pub struct DeletedCount {
 }
 
 impl PointIn {
-    fn into_point(self) -> Result<Point, ApiError> {
-        if self.text.is_some() {
-            return Err(ApiError::invalid(format!("point {}: text fields are not enabled in this build yet", self.id)));
-        }
-        let vector = self.vector.ok_or_else(|| {
-            ApiError::invalid(format!("point {}: vector is required (the collection has no embedding model)", self.id))
-        })?;
-        Ok(Point::new(self.id, vector, self.payload))
+    fn into_point(self) -> Point {
+        // An omitted vector is filled by the collection's model, or refused by the engine.
+        Point::new(self.id, self.vector.unwrap_or_default(), self.payload).with_text(self.text)
     }
 }
 
@@ -110,7 +111,7 @@ pub async fn upsert(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let bytes = body_bytes(body, state.body_limit)?;
-    let points = parse_points(&headers, &bytes)?.into_iter().map(PointIn::into_point).collect::<Result<Vec<_>, _>>()?;
+    let points: Vec<Point> = parse_points(&headers, &bytes)?.into_iter().map(PointIn::into_point).collect();
     let db = state.db()?;
     blocking(move || {
         let c = db.collection(&name)?;
@@ -139,7 +140,10 @@ pub async fn get(
         let c = db.collection(&name)?;
         let id = parse_id(&id);
         match c.get(&id)? {
-            Some(r) => Ok(json_response(StatusCode::OK, &PointOut { id: r.id, vector: r.vector, payload: r.payload })),
+            Some(r) => {
+                let out = PointOut { id: r.id, vector: r.vector, payload: r.payload, text: r.text };
+                Ok(json_response(StatusCode::OK, &out))
+            }
             None => Err(ApiError::not_found(format!("point {id} not found in collection {name:?}"))),
         }
     })

@@ -28,7 +28,7 @@ fn yes() -> bool {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueryBody {
-    /// Reserved: text query (refused until full-text search lands).
+    /// Query text: embedded with the collection's model (vector mode) when no `vector` is given.
     text: Option<String>,
     /// Query vector.
     vector: Option<Vec<f32>>,
@@ -54,7 +54,7 @@ pub struct QueryBody {
     /// Return payloads (default true).
     #[serde(default = "yes")]
     with_payload: bool,
-    /// Reserved: return text fields.
+    /// Return text fields.
     #[serde(default)]
     with_text: bool,
     /// Return stored vectors.
@@ -65,14 +65,14 @@ pub struct QueryBody {
 /// Results, best first.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct QueryOut {
-    /// `{"id", "score", "payload"?, "vector"?}`; score is similarity for cosine/dot, distance for l2.
+    /// `{"id", "score", "payload"?, "vector"?, "text"?}`; score is similarity for cosine/dot, distance for l2.
     #[schema(value_type = Vec<Object>)]
     pub results: Vec<ScoredPoint>,
     /// Server-side time in milliseconds.
     pub took_ms: f64,
 }
 
-/// Nearest neighbours of a vector, with optional filters.
+/// Nearest neighbours of a vector (or of a text, embedded by the collection's model), with optional filters.
 #[utoipa::path(post, path = "/v1/collections/{name}/query", tag = "query", params(("name" = String, Path)),
     request_body = QueryBody,
     responses((status = 200, body = QueryOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -84,12 +84,12 @@ pub async fn query(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let q: QueryBody = parse_json(body, state.body_limit)?;
-    let text = q.text.is_some() || q.fusion.is_some() || q.with_text;
-    let mode = if q.fusion.is_some() || q.with_text { Some("hybrid") } else { q.mode.as_deref() };
-    let vector = ops::vector_query(&name, mode, text, q.vector)?;
+    let mode = if q.fusion.is_some() { Some("hybrid") } else { q.mode.as_deref() };
+    let (vector, text) = ops::vector_query(&name, mode, q.text, q.vector)?;
     let filter = q.filter.map(Filter::from_json).transpose()?;
     let req = SearchRequest {
         vector,
+        text,
         limit: q.limit,
         offset: q.offset,
         ef: q.ef,
@@ -97,6 +97,7 @@ pub async fn query(
         filter,
         with_payload: q.with_payload,
         with_vector: q.with_vector,
+        with_text: q.with_text,
     };
     let db = state.db()?;
     blocking(move || {

@@ -151,7 +151,7 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
             r#"{"points": [{"id": 9, "text": {"t": "hi"}}]}"#.into(),
             400,
             "invalid_argument",
-            "text fields are not enabled",
+            "the collection has no embedding model",
         ),
         (
             "POST",
@@ -191,7 +191,7 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
             r#"{"text": "hello", "mode": "text"}"#.into(),
             400,
             "invalid_argument",
-            "text search is not enabled for collection \"docs\"",
+            "needs full-text search, which is not enabled for collection \"docs\"",
         ),
         (
             "POST",
@@ -199,7 +199,7 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
             r#"{"text": "hello"}"#.into(),
             400,
             "invalid_argument",
-            "text search is not enabled",
+            "collection \"docs\" has no embedding model",
         ),
         (
             "POST",
@@ -384,13 +384,27 @@ fn openapi_document_covers_every_route() {
         ("/v1/collections/{name}/points/{id}", "get"),
         ("/v1/collections/{name}/points/delete", "post"),
         ("/v1/collections/{name}/query", "post"),
+        ("/v1/collections/{name}/documents", "post"),
+        ("/v1/collections/{name}/documents/delete", "post"),
+        ("/v1/models", "get"),
+        ("/v1/embed", "post"),
     ];
     for (path, method) in routes {
         assert!(doc["paths"][path][method].is_object(), "{method} {path} missing from /openapi.json");
     }
-    assert_eq!(doc["paths"].as_object().unwrap().len(), 10, "undocumented or stale paths");
+    assert_eq!(doc["paths"].as_object().unwrap().len(), 14, "undocumented or stale paths");
     let schemas = doc["components"]["schemas"].as_object().unwrap();
-    for name in ["QueryBody", "QueryOut", "UpsertBody", "PointIn", "ErrorBody", "CreateBody", "CollectionDetails"] {
+    for name in [
+        "QueryBody",
+        "QueryOut",
+        "UpsertBody",
+        "PointIn",
+        "ErrorBody",
+        "CreateBody",
+        "CollectionDetails",
+        "EmbedBody",
+        "DocumentsBody",
+    ] {
         assert!(schemas.contains_key(name), "schema {name} missing");
     }
     assert_eq!(

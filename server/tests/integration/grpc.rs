@@ -15,7 +15,7 @@ fn id(n: u64) -> Option<pb::PointId> {
 }
 
 fn point(n: u64, v: [f32; 2], payload: &str) -> pb::Point {
-    pb::Point { id: id(n), vector: v.to_vec(), payload_json: payload.into() }
+    pb::Point { id: id(n), vector: v.to_vec(), payload_json: payload.into(), text_json: String::new() }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -73,7 +73,7 @@ async fn grpc_operations_health_and_reflection() {
             collection: "g".into(),
             points: vec![
                 point(9, [1.0, 2.0], ""),
-                pb::Point { id: id(10), vector: vec![1.0], payload_json: String::new() },
+                pb::Point { id: id(10), vector: vec![1.0], payload_json: String::new(), text_json: String::new() },
             ],
         })
         .await
@@ -83,7 +83,7 @@ async fn grpc_operations_health_and_reflection() {
     let e = c.get_point(pb::GetPointRequest { collection: "g".into(), id: id(9) }).await.unwrap_err();
     assert_eq!(e.code(), Code::NotFound, "the rejected batch changed nothing");
     let e = c.query(pb::QueryRequest { mode: "text".into(), text: "hi".into(), ..q.clone() }).await.unwrap_err();
-    assert!(e.code() == Code::InvalidArgument && e.message().contains("text search is not enabled"));
+    assert!(e.code() == Code::InvalidArgument && e.message().contains("needs full-text search"));
     let e = c.query(pb::QueryRequest { collection: "nope".into(), ..q.clone() }).await.unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
     let e = c
@@ -97,7 +97,12 @@ async fn grpc_operations_health_and_reflection() {
     let e = c
         .upsert(pb::UpsertRequest {
             collection: "g".into(),
-            points: vec![pb::Point { id: None, vector: vec![1.0, 1.0], payload_json: String::new() }],
+            points: vec![pb::Point {
+                id: None,
+                vector: vec![1.0, 1.0],
+                payload_json: String::new(),
+                text_json: String::new(),
+            }],
         })
         .await
         .unwrap_err();

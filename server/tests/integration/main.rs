@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `naksha` binary on an ephemeral port.
 
 mod api;
+mod embed;
 mod grpc;
 mod server;
