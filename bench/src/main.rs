@@ -3,6 +3,11 @@
 
 use std::path::PathBuf;
 
+// Large, short-lived tensors: glibc's malloc hands them out as fresh mmaps, so
+// every forward pass page-faults; mimalloc reuses memory.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 use naksha_bench::{ann, datasets, report};
@@ -90,6 +95,23 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Embedding throughput beside sentence-transformers on the same texts.
+    Embed {
+        /// JSONL (or .jsonl.zst) with a `text` field per line.
+        #[arg(long, default_value = "../shared/data/debian-descriptions.jsonl.zst")]
+        corpus: PathBuf,
+        /// Texts taken from the start of the corpus.
+        #[arg(long, default_value_t = 2000)]
+        docs: usize,
+        #[arg(long, env = "NAKSHA_MODELS_DIR", default_value = "naksha-models")]
+        models_dir: PathBuf,
+        #[arg(long, default_value = "all-minilm-l6-v2")]
+        model: String,
+        #[arg(long)]
+        skip_peer: bool,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 fn metric(s: &str) -> Result<Metric> {
@@ -159,6 +181,17 @@ fn main() -> Result<()> {
             };
             let cells = naksha_bench::load::run(&base, &args)?;
             let md = naksha_bench::load::markdown(&cells, &args, &command);
+            println!("{md}");
+            if let Some(path) = out {
+                fs_err::write(&path, md)?;
+            }
+        }
+        Command::Embed { corpus, docs, models_dir, model, skip_peer, out } => {
+            let texts = naksha_bench::embed::read_texts(&corpus, docs)?;
+            let source = format!("the first {} records of {}", texts.len(), corpus.display());
+            let args = naksha_bench::embed::EmbedArgs { models_dir, model, texts, source, skip_peer };
+            let r = naksha_bench::embed::run(&args)?;
+            let md = naksha_bench::embed::markdown(&r, &args, &command);
             println!("{md}");
             if let Some(path) = out {
                 fs_err::write(&path, md)?;

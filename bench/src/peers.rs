@@ -16,16 +16,22 @@ use crate::ann::{AnnArgs, CurvePoint, EngineRun};
 use crate::datasets::{write_fvecs, write_ivecs, Dataset};
 
 /// `bench/` of this checkout.
-fn bench_dir() -> PathBuf {
+pub(crate) fn bench_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The venv's Python, creating the venv from the pinned requirements if needed.
+/// The ANN peers' venv (`bench/.venv`), created from `peers/requirements.txt` if needed.
 pub fn ensure_venv() -> Result<PathBuf> {
-    let venv = bench_dir().join(".venv");
+    ensure_named_venv(".venv", "requirements.txt")
+}
+
+/// The Python of venv `bench/{name}`, (re)created from the pinned
+/// `bench/peers/{requirements}` when missing or stale.
+pub fn ensure_named_venv(name: &str, requirements: &str) -> Result<PathBuf> {
+    let venv = bench_dir().join(name);
     let python = venv.join("bin/python");
     let stamp = venv.join(".requirements");
-    let reqs = bench_dir().join("peers/requirements.txt");
+    let reqs = bench_dir().join("peers").join(requirements);
     let wanted = fs_err::read_to_string(&reqs)?;
     if python.exists() && fs_err::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
         return Ok(python);
@@ -37,7 +43,7 @@ pub fn ensure_venv() -> Result<PathBuf> {
     Ok(python)
 }
 
-fn run_command(cmd: &mut Command) -> Result<()> {
+pub(crate) fn run_command(cmd: &mut Command) -> Result<()> {
     let status = cmd.status().with_context(|| format!("cannot run {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed with {status}");

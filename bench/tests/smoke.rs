@@ -69,3 +69,27 @@ fn peer_output_parses() {
     assert_eq!((r.name.as_str(), r.curve.len(), r.curve[0].ef), ("hnswlib", 1, 10));
     assert!(naksha_bench::peers::parse_run("not json").is_err());
 }
+
+#[test]
+fn embed_smoke_runs_naksha_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("c.jsonl");
+    let lines: Vec<String> = (0..20)
+        .map(|i| serde_json::json!({"id": i, "text": format!("package number {i} does things")}).to_string())
+        .collect();
+    fs_err::write(&corpus, lines.join("\n")).unwrap();
+    let texts = naksha_bench::embed::read_texts(&corpus, 12).unwrap();
+    assert_eq!(texts.len(), 12);
+    let args = naksha_bench::embed::EmbedArgs {
+        models_dir: naksha_embed::testing::models_dir(),
+        model: naksha_embed::testing::MODEL.into(),
+        texts,
+        source: "smoke".into(),
+        skip_peer: true,
+    };
+    let r = naksha_bench::embed::run(&args).unwrap();
+    assert_eq!((r.docs, r.runs.len()), (12, 1));
+    assert!(r.tokens > 12 * 5 && r.runs[0].secs > 0.0);
+    let md = naksha_bench::embed::markdown(&r, &args, "naksha-bench embed --docs 12");
+    assert!(md.contains("| Naksha (Candle") && md.contains("docs/s"), "{md}");
+}

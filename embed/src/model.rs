@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config as BertConfig};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
@@ -264,20 +265,29 @@ impl Embedder {
         let encodings =
             self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| Error::Tokenizer(e.to_string()))?;
         let lengths: Vec<usize> = encodings.iter().map(|e| e.len()).collect();
+        let groups = batch::plan(&lengths, self.limits);
+        // Batches run side by side on the rayon pool: Candle parallelises only its
+        // matmuls, so one batch at a time leaves cores idle in the element-wise
+        // ops (GELU, layer norm, softmax) between them.
+        let outputs: Vec<Vec<Vec<f32>>> = groups
+            .par_iter()
+            .map(|group| {
+                let longest = group.iter().map(|&i| lengths[i]).max().unwrap_or(0).max(1);
+                let rows = group.len();
+                let mut ids = vec![self.pad_id; rows * longest];
+                let mut mask = vec![0f32; rows * longest];
+                for (r, &i) in group.iter().enumerate() {
+                    let row = encodings[i].get_ids();
+                    ids[r * longest..r * longest + row.len()].copy_from_slice(row);
+                    mask[r * longest..r * longest + row.len()].fill(1.0);
+                }
+                self.forward(ids, mask, rows, longest)
+            })
+            .collect::<Result<_>>()?;
         let mut out = vec![Vec::new(); texts.len()];
-        for group in batch::plan(&lengths, self.limits) {
-            let longest = group.iter().map(|&i| lengths[i]).max().unwrap_or(0).max(1);
-            let rows = group.len();
-            let mut ids = vec![self.pad_id; rows * longest];
-            let mut mask = vec![0f32; rows * longest];
-            for (r, &i) in group.iter().enumerate() {
-                let row = encodings[i].get_ids();
-                ids[r * longest..r * longest + row.len()].copy_from_slice(row);
-                mask[r * longest..r * longest + row.len()].fill(1.0);
-            }
-            let vectors = self.forward(ids, mask, rows, longest)?;
-            for (r, v) in group.into_iter().zip(vectors) {
-                out[r] = v;
+        for (group, vectors) in groups.into_iter().zip(outputs) {
+            for (i, v) in group.into_iter().zip(vectors) {
+                out[i] = v;
             }
         }
         Ok(out)

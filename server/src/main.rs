@@ -2,6 +2,11 @@
 
 use std::path::PathBuf;
 
+// Embedding allocates large, short-lived tensors: glibc's malloc serves them as
+// fresh mmaps (a page fault per page, every batch); mimalloc reuses memory.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use naksha_server::cli::{self, Client};

@@ -1,0 +1,168 @@
+//! Embedding throughput: Naksha's Candle encoder beside sentence-transformers
+//! (PyTorch, CPU) on the same texts, same machine, same run.
+//!
+//! Both sides get a warm-up pass, then embed every text once; the report gives
+//! docs/s and tokens/s (tokens after truncation, special tokens included, as
+//! the model sees them), the ratio, and how closely the two sides' vectors
+//! agree on this set (mean and minimum cosine).
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use naksha_embed::{DeviceKind, Models};
+
+/// Settings of one run.
+#[derive(Clone, Debug)]
+pub struct EmbedArgs {
+    /// The models folder and model name.
+    pub models_dir: PathBuf,
+    /// Model name.
+    pub model: String,
+    /// Texts to embed.
+    pub texts: Vec<String>,
+    /// Where the texts came from (for the report).
+    pub source: String,
+    /// Skip sentence-transformers.
+    pub skip_peer: bool,
+}
+
+/// One engine's timing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EmbedRun {
+    /// Engine and settings.
+    pub engine: String,
+    /// Seconds for all texts (after warm-up).
+    pub secs: f64,
+}
+
+/// Both sides' results.
+#[derive(Clone, Debug)]
+pub struct EmbedReport {
+    /// Texts.
+    pub docs: usize,
+    /// Tokens the model saw.
+    pub tokens: usize,
+    /// Naksha, then the peer if it ran.
+    pub runs: Vec<EmbedRun>,
+    /// Mean and minimum cosine between the two sides' vectors.
+    pub agreement: Option<(f64, f64)>,
+}
+
+/// The `text` field of the first `limit` records of a Debian-descriptions JSONL
+/// file, plain or `.zst` (decompressed with the `zstd` command).
+pub fn read_texts(path: &Path, limit: usize) -> Result<Vec<String>> {
+    let raw = if path.extension().is_some_and(|e| e == "zst") {
+        let out =
+            Command::new("zstd").arg("-dc").arg(path).output().context("cannot run zstd (apt-get install zstd)")?;
+        if !out.status.success() {
+            bail!("zstd -dc {} failed: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+        }
+        String::from_utf8(out.stdout)?
+    } else {
+        fs_err::read_to_string(path)?
+    };
+    raw.lines()
+        .take(limit)
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l)?;
+            v["text"].as_str().map(str::to_owned).context("record without a text field")
+        })
+        .collect()
+}
+
+/// Run Naksha (and the peer unless skipped).
+pub fn run(args: &EmbedArgs) -> Result<EmbedReport> {
+    let models = Models::open(&args.models_dir, DeviceKind::Cpu)?;
+    let model = models.get(&args.model)?;
+    let refs: Vec<&str> = args.texts.iter().map(String::as_str).collect();
+    let tokens = model.token_counts(&refs)?.iter().sum();
+    model.embed(&refs[..refs.len().min(64)])?;
+    let t = Instant::now();
+    let ours = model.embed(&refs)?;
+    let secs = t.elapsed().as_secs_f64();
+    let threads = rayon::current_num_threads();
+    let mut runs = vec![EmbedRun { engine: format!("Naksha (Candle, {threads} threads, bucketed batches)"), secs }];
+    let mut agreement = None;
+    if !args.skip_peer {
+        let (run, theirs) = run_peer(args, model.dim())?;
+        runs.push(run);
+        let cos: Vec<f64> = ours.iter().zip(theirs.chunks_exact(model.dim())).map(|(a, b)| cosine(a, b)).collect();
+        let mean = cos.iter().sum::<f64>() / cos.len().max(1) as f64;
+        agreement = Some((mean, cos.iter().copied().fold(f64::INFINITY, f64::min)));
+    }
+    Ok(EmbedReport { docs: refs.len(), tokens, runs, agreement })
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+    let n = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    dot / (n(a) * n(b))
+}
+
+fn run_peer(args: &EmbedArgs, dim: usize) -> Result<(EmbedRun, Vec<f32>)> {
+    let python = crate::peers::ensure_named_venv(".venv-embed", "requirements-embed.txt")?;
+    let dir = tempfile::tempdir()?;
+    let texts = dir.path().join("texts.jsonl");
+    let mut body = String::new();
+    for t in &args.texts {
+        body.push_str(&serde_json::to_string(t)?);
+        body.push('\n');
+    }
+    fs_err::write(&texts, body)?;
+    let vectors = dir.path().join("vectors.f32");
+    let out = Command::new(&python)
+        .arg(crate::peers::bench_dir().join("peers/embed_peer.py"))
+        .arg("--model")
+        .arg(args.models_dir.join(&args.model))
+        .arg("--texts")
+        .arg(&texts)
+        .arg("--out")
+        .arg(&vectors)
+        .env("HF_HUB_OFFLINE", "1")
+        .output()?;
+    if !out.status.success() {
+        bail!("embed peer failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let line = String::from_utf8(out.stdout)?;
+    let v: serde_json::Value = serde_json::from_str(line.lines().last().unwrap_or_default())?;
+    let raw = fs_err::read(&vectors)?;
+    let floats: Vec<f32> = raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    if floats.len() != args.texts.len() * dim {
+        bail!("peer wrote {} floats, expected {}", floats.len(), args.texts.len() * dim);
+    }
+    let engine = v["engine"].as_str().unwrap_or("sentence-transformers").to_owned();
+    Ok((EmbedRun { engine, secs: v["secs"].as_f64().context("peer timing")? }, floats))
+}
+
+/// The report as markdown.
+pub fn markdown(r: &EmbedReport, args: &EmbedArgs, command: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Embedding throughput: {} on {} texts\n", args.model, r.docs);
+    let _ = writeln!(s, "- Machine: {}", crate::report::machine());
+    let _ = writeln!(s, "- Texts: {} ({} tokens after truncation at the model's limit)", args.source, r.tokens);
+    let _ = writeln!(s, "- Command: `{command}`\n");
+    let _ = writeln!(s, "| engine | seconds | docs/s | tokens/s | vs sentence-transformers |");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|");
+    let peer = r.runs.get(1).map(|p| p.secs);
+    for run in &r.runs {
+        let ratio = peer.map_or("–".into(), |p| format!("{:.2}×", p / run.secs));
+        let _ = writeln!(
+            s,
+            "| {} | {:.2} | {:.1} | {:.0} | {ratio} |",
+            run.engine,
+            run.secs,
+            r.docs as f64 / run.secs,
+            r.tokens as f64 / run.secs
+        );
+    }
+    if let Some((mean, min)) = r.agreement {
+        let _ = writeln!(
+            s,
+            "\nAgreement of the two sides' vectors on these texts: mean cosine {mean:.6}, minimum {min:.6}."
+        );
+    }
+    s
+}
