@@ -27,6 +27,13 @@ pub enum Error {
         /// The offending point (or `query`).
         id: String,
     },
+    /// A text query or text-index setting is malformed. Reject the request; the
+    /// message names the problem.
+    #[error("invalid argument: {0}")]
+    InvalidQuery(String),
+    /// The full-text engine failed (I/O, damaged index files). Retry; restore on repeat.
+    #[error("text index: {0}")]
+    Text(String),
     /// The storage layer failed (I/O or corruption).
     #[error(transparent)]
     Storage(#[from] naksha_storage::Error),

@@ -10,6 +10,7 @@
 //! | [`quant`]     | how do I store vectors in a quarter of the bytes?          |
 //! | [`payload`]   | which points have `lang = "en"`?                           |
 //! | [`bitset`]    | sets of point offsets                                      |
+//! | [`text`]      | which points' text matches these words best (BM25)?       |
 //! | [`segment`]   | one immutable, mmap'd unit of points with all of the above |
 //!
 //! ```
@@ -33,6 +34,7 @@ pub mod segment;
 pub mod stored;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod text;
 pub mod topk;
 
 pub use error::{Error, Result};

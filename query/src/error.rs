@@ -35,6 +35,7 @@ impl Error {
                 naksha_index::Error::WrongDimension { .. }
                     | naksha_index::Error::NonFinite { .. }
                     | naksha_index::Error::ZeroVector { .. }
+                    | naksha_index::Error::InvalidQuery(_)
             ),
             Error::Embed(e) => {
                 matches!(e, naksha_embed::Error::UnknownModel(_) | naksha_embed::Error::InvalidArgument(_))

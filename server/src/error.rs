@@ -123,7 +123,10 @@ impl From<QueryError> for ApiError {
                 naksha_index::Error::WrongDimension { .. }
                 | naksha_index::Error::NonFinite { .. }
                 | naksha_index::Error::ZeroVector { .. } => Self::new(Kind::Unprocessable, ie.to_string()),
-                naksha_index::Error::Storage(_) | naksha_index::Error::CorruptSegment { .. } => Self::internal(ie),
+                naksha_index::Error::InvalidQuery(m) => Self::invalid(m),
+                naksha_index::Error::Storage(_)
+                | naksha_index::Error::CorruptSegment { .. }
+                | naksha_index::Error::Text(_) => Self::internal(ie),
             },
             QueryError::Storage(se) => Self::internal(se),
             QueryError::InvalidArgument(m) => Self::invalid(m),
