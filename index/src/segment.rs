@@ -12,6 +12,7 @@
 //! | `graph.hnsw`      | `NKHNSW`   | the graph ([`crate::hnsw`] documents its sections)               |
 //! | `sq8.bin`         | `NKSQ8`    | int8 codes, when the collection quantizes ([`crate::quant::sq8`]) |
 //! | `deletes-{g}.bin` | `NKDELS`   | user = n; section 0: `u64` bitmap words of deleted offsets        |
+//! | `text/`           | (tantivy)  | BM25 index of the text fields, when the collection has any ([`crate::text`], format [`crate::text::FORMAT_VERSION`]) |
 //!
 //! Ids and payloads use the codec of [`naksha_storage::point`]. Payload indexes
 //! are rebuilt from `points.bin` when the segment opens; the graph is used in
@@ -32,6 +33,7 @@ use crate::metric::Metric;
 use crate::payload::{FieldType, PayloadIndex};
 use crate::quant::{sq8::Sq8, Quantization};
 use crate::stored::Stored;
+use crate::text::{TextConfig, TextIndex};
 use crate::topk::{self, Neighbor};
 use crate::{Error, Result};
 
@@ -52,6 +54,9 @@ pub struct SegmentConfig {
     pub quantization: Quantization,
     /// Payload keys to index.
     pub payload_index: BTreeMap<String, FieldType>,
+    /// Text fields to index for BM25 (none: no `text/` folder).
+    #[serde(default)]
+    pub text: Option<TextConfig>,
 }
 
 /// Points to write into a new segment (offset order).
@@ -88,6 +93,7 @@ pub struct Segment {
     graph: Graph,
     sq8: Option<Sq8>,
     payload_index: PayloadIndex,
+    text: Option<TextIndex>,
 }
 
 /// Encode `items` back to back into one blob, with an `n + 1` offsets table.
@@ -114,6 +120,9 @@ impl Segment {
         let mut texts = data.texts;
         texts.resize(n, Value::Null);
         let (tx_off, tx_blob) = offsets_table(&texts, Encoder::payload);
+        if let Some(tc) = &config.text {
+            TextIndex::build(&dir.join("text"), tc, &texts)?;
+        }
         section::write(
             &dir.join("points.bin"),
             POINTS_MAGIC,
@@ -165,6 +174,11 @@ impl Segment {
             Quantization::Int8 => Some(Sq8::open(&dir.join("sq8.bin"), config.dim, n)?),
             Quantization::None => None,
         };
+        let text = match &config.text {
+            Some(tc) if dir.join("text").is_dir() => Some(TextIndex::open(&dir.join("text"), tc)?),
+            Some(_) => return Err(corrupt("the text index folder text/ is missing".into())),
+            None => None,
+        };
         let mut seg = Segment {
             dir: dir.to_owned(),
             n,
@@ -175,6 +189,7 @@ impl Segment {
             graph,
             sq8,
             payload_index: PayloadIndex::default(),
+            text,
         };
         let payloads = (0..n as u32).map(|i| seg.payload(i)).collect::<Result<Vec<_>>>()?;
         seg.payload_index = PayloadIndex::build(&config.payload_index, &payloads);
@@ -204,6 +219,11 @@ impl Segment {
     /// Payload indexes.
     pub fn payload_index(&self) -> &PayloadIndex {
         &self.payload_index
+    }
+
+    /// The BM25 index of the text fields (when the collection has any).
+    pub fn text_index(&self) -> Option<&TextIndex> {
+        self.text.as_ref()
     }
 
     /// Prepared vector at `offset`.
@@ -239,9 +259,17 @@ impl Segment {
 
     /// Bytes on disk.
     pub fn disk_bytes(&self) -> u64 {
-        fs_err::read_dir(&self.dir)
-            .map(|rd| rd.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum())
-            .unwrap_or(0)
+        fn size(dir: &Path) -> u64 {
+            let Ok(rd) = fs_err::read_dir(dir) else { return 0 };
+            rd.filter_map(Result::ok)
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => size(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        }
+        size(&self.dir)
     }
 
     /// Bytes this segment needs resident for fast search: vectors (or codes) and links.

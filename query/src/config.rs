@@ -7,6 +7,7 @@ use naksha_index::metric::Metric;
 use naksha_index::payload::FieldType;
 use naksha_index::quant::Quantization;
 use naksha_index::segment::SegmentConfig;
+use naksha_index::text::{Analyzer, TextConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::planner::Planner;
@@ -74,6 +75,19 @@ pub struct CollectionConfig {
     /// How documents are cut into chunks (default: 256 tokens, 32 overlapping).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chunking: Option<naksha_embed::ChunkConfig>,
+    /// Text fields indexed for BM25 (query modes `text` and `hybrid`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub text_fields: Vec<String>,
+    /// How `text_fields` are cut into terms (default: English, stop words, stemming).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub text_analyzer: Analyzer,
+    /// Score multipliers per text field (default 1).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub text_boosts: BTreeMap<String, f32>,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 impl CollectionConfig {
@@ -84,7 +98,25 @@ impl CollectionConfig {
             payload_index: BTreeMap::new(),
             embed: None,
             chunking: None,
+            text_fields: Vec::new(),
+            text_analyzer: Analyzer::default(),
+            text_boosts: BTreeMap::new(),
         }
+    }
+
+    /// Builder-style: index `fields` for BM25 (text and hybrid search).
+    pub fn with_text_fields(mut self, fields: &[&str]) -> Self {
+        self.text_fields = fields.iter().map(|f| f.to_string()).collect();
+        self
+    }
+
+    /// The BM25 index settings, when the collection has text fields.
+    pub fn text_config(&self) -> Option<TextConfig> {
+        (!self.text_fields.is_empty()).then(|| TextConfig {
+            fields: self.text_fields.clone(),
+            analyzer: self.text_analyzer,
+            boosts: self.text_boosts.clone(),
+        })
     }
 
     /// Builder-style: fill vectors from `fields` with `model`.
@@ -127,6 +159,13 @@ impl CollectionConfig {
                 return bad("embed needs a model and at least one (non-empty) text field".into());
             }
         }
+        match self.text_config() {
+            Some(t) => t.validate()?,
+            None if self.text_analyzer != Analyzer::default() || !self.text_boosts.is_empty() => {
+                return bad("text_analyzer and text_boosts need text_fields".into());
+            }
+            None => {}
+        }
         if let Some(c) = &self.chunking {
             c.validate().map_err(|e| Error::InvalidArgument(e.to_string()))?;
         }
@@ -144,6 +183,7 @@ impl CollectionConfig {
             },
             quantization: self.vectors.quantization,
             payload_index: self.payload_index.clone(),
+            text: self.text_config(),
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod config;
 pub mod database;
 mod error;
 pub mod filter;
+pub mod hybrid;
 pub mod planner;
 
 pub use collection::{
@@ -37,8 +38,10 @@ pub use config::{CollectionConfig, EmbedConfig, EngineOptions, HnswConfig, Vecto
 pub use database::Database;
 pub use error::{Error, Result};
 pub use filter::Filter;
+pub use hybrid::{Fusion, Mode};
 pub use naksha_embed as embed;
 pub use naksha_index::metric::Metric;
 pub use naksha_index::payload::FieldType;
 pub use naksha_index::quant::Quantization;
+pub use naksha_index::text::{Analyzer, AnalyzerKind, TextLanguage};
 pub use naksha_storage::point::{Point, PointId};

@@ -65,6 +65,7 @@ pub(super) fn flush(inner: &Inner) -> Result<()> {
     let _maintenance = inner.maintenance.lock();
     let started = Instant::now();
     // Freeze (or resume a flush that failed earlier).
+    let fresh = Memtable::new(inner.config.vectors.dim, inner.seg_config.text.as_ref())?;
     let (mem, snapshot_deleted, seq, segment_id) = {
         let mut st = inner.state.write();
         if st.frozen.is_none() {
@@ -81,8 +82,7 @@ pub(super) fn flush(inner: &Inner) -> Result<()> {
                 return Ok(());
             }
             inner.wal.rotate()?;
-            let dim = inner.config.vectors.dim;
-            let mem = Arc::new(std::mem::replace(&mut st.active, Memtable::new(dim)));
+            let mem = Arc::new(std::mem::replace(&mut st.active, fresh));
             let segment_id = st.manifest.next_segment_id;
             st.manifest.next_segment_id += 1;
             let seq = st.applied_seq;

@@ -1,7 +1,11 @@
-//! The mutable segment: points appended in memory, searched exactly.
+//! The mutable segment: points appended in memory, searched exactly; their
+//! text fields go into an in-memory BM25 index as they arrive.
+
+use std::sync::Arc;
 
 use naksha_index::bitset::Bitset;
 use naksha_index::metric::Metric;
+use naksha_index::text::{TextConfig, TextIndex};
 use naksha_index::topk::{Neighbor, TopK};
 use naksha_storage::point::{Point, PointId};
 use serde_json::Value;
@@ -17,12 +21,15 @@ pub(crate) struct Memtable {
     pub(crate) payloads: Vec<Value>,
     pub(crate) texts: Vec<Value>,
     pub(crate) deleted: Bitset,
+    /// BM25 index of the text fields (when the collection has any), keyed by slot.
+    pub(crate) text: Option<Arc<TextIndex>>,
     dim: usize,
 }
 
 impl Memtable {
-    pub(crate) fn new(dim: usize) -> Self {
-        Self { dim, ..Self::default() }
+    pub(crate) fn new(dim: usize, text: Option<&TextConfig>) -> crate::Result<Self> {
+        let text = text.map(TextIndex::in_memory).transpose()?.map(Arc::new);
+        Ok(Self { dim, text, ..Self::default() })
     }
 
     /// Slots used (live and deleted).
@@ -32,6 +39,13 @@ impl Memtable {
 
     pub(crate) fn push(&mut self, p: Point) -> u32 {
         let slot = self.ids.len() as u32;
+        if let Some(t) = &self.text {
+            // Only fails if tantivy's indexing thread died; the point stays
+            // stored and the segment the flush writes indexes it again.
+            if let Err(e) = t.append(slot, &p.text) {
+                tracing::error!(error = %e, id = %p.id, "text index append failed");
+            }
+        }
         self.ids.push(p.id);
         self.vectors.extend_from_slice(&p.vector);
         self.payloads.push(p.payload);
@@ -59,6 +73,18 @@ impl Memtable {
                 && !extra.is_some_and(|e| e.contains(s as usize))
                 && filter.is_none_or(|f| f.matches(&self.payloads[s as usize]))
         })
+    }
+
+    /// Admitted slots as a bitset (for the text index); `None` when every slot is.
+    pub(crate) fn admitted_set(&self, extra: Option<&Bitset>, filter: Option<&Filter>) -> Option<Bitset> {
+        if filter.is_none() && self.deleted.count() == 0 && extra.is_none_or(|e| e.count() == 0) {
+            return None;
+        }
+        let mut set = Bitset::new(self.len());
+        for s in self.admitted(extra, filter) {
+            set.insert(s as usize);
+        }
+        Some(set)
     }
 
     /// Exact top-`k` among admitted slots.

@@ -6,14 +6,16 @@
 //! | `state.rs`       | id → location map, deletions, applying WAL operations        |
 //! | `memtable.rs`    | the mutable segment (exact search)                           |
 //! | `maintenance.rs` | flush, merge, manifest persistence, the background worker    |
+//! | `search.rs`      | vector, text (BM25) and hybrid search                         |
 //! | `text.rs`        | vectors from text fields, text queries, chunked documents    |
 //!
 //! ```text
 //! upsert ─ validate batch ─ WAL append ─ fsync (group commit) ─ apply in seq order ─ ack
 //!                                                                   │
-//!            memtable ──(flush: freeze, build graph, write, swap manifest)──► segment
+//!            memtable ──(flush: freeze, build graph + text index, write, swap manifest)──► segment
 //!            segments ──(merge: rewrite small/deleted-heavy ones)──────────► segment
-//! search ─ plan per segment (graph walk | exact scan) ─ top-k per segment ─ merge
+//! search ─ vector side: plan per segment (graph walk | exact scan) ─ top-k per segment ─┐
+//!        ─ text side: BM25 over the memtable's and every segment's text index ────────┴─ merge | fuse
 //! ```
 //!
 //! Directory: `MANIFEST`, `wal/`, `seg-{id:08}/`. Recovery loads the manifest,
@@ -23,6 +25,7 @@
 
 mod maintenance;
 mod memtable;
+mod search;
 mod state;
 mod text;
 
@@ -32,13 +35,11 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use naksha_index::bitset::Bitset;
-use naksha_index::segment::{self, Segment, SegmentConfig, Strategy};
-use naksha_index::topk::Neighbor;
+use naksha_index::segment::{self, Segment, SegmentConfig};
 use naksha_storage::manifest::{self, Manifest};
 use naksha_storage::point::{Point, PointId};
 use naksha_storage::wal::{Wal, WalOp, WalOptions};
 use parking_lot::{Condvar, Mutex, RwLock};
-use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -47,11 +48,9 @@ use crate::filter::Filter;
 use crate::{Error, Result};
 use maintenance::Worker;
 use memtable::Memtable;
+pub use search::{ScoredPoint, SearchRequest, MAX_RESULTS};
 use state::{Loc, SegmentSlot, State};
 pub use text::{Document, DocumentsWritten, CHUNK_KEYS};
-
-/// Largest `limit + offset` a search accepts.
-pub const MAX_RESULTS: usize = 10_000;
 
 /// Counters describing what a collection has done (for metrics and tests).
 #[derive(Debug, Default)]
@@ -81,86 +80,6 @@ impl Metrics {
     pub fn get(c: &AtomicU64) -> u64 {
         c.load(Relaxed)
     }
-}
-
-/// A search request.
-#[derive(Clone, Debug)]
-pub struct SearchRequest {
-    /// Query vector; may be empty when `text` is given and the collection has a model.
-    pub vector: Vec<f32>,
-    /// Query text, embedded with the collection's model when `vector` is empty.
-    pub text: Option<String>,
-    /// Results to return.
-    pub limit: usize,
-    /// Results to skip.
-    pub offset: usize,
-    /// Beam width (default: the collection's).
-    pub ef: Option<usize>,
-    /// Search without the index (ground truth).
-    pub exact: bool,
-    /// Payload filter.
-    pub filter: Option<Filter>,
-    /// Return payloads.
-    pub with_payload: bool,
-    /// Return vectors.
-    pub with_vector: bool,
-    /// Return text fields.
-    pub with_text: bool,
-}
-
-impl SearchRequest {
-    /// The `limit` nearest points to `vector`, with payloads.
-    pub fn new(vector: Vec<f32>, limit: usize) -> Self {
-        Self {
-            vector,
-            text: None,
-            limit,
-            offset: 0,
-            ef: None,
-            exact: false,
-            filter: None,
-            with_payload: true,
-            with_vector: false,
-            with_text: false,
-        }
-    }
-    /// The `limit` points nearest to `text`, embedded with the collection's model.
-    pub fn text(text: impl Into<String>, limit: usize) -> Self {
-        Self { text: Some(text.into()), ..Self::new(Vec::new(), limit) }
-    }
-    /// Builder-style: set a filter.
-    pub fn filter(mut self, f: Filter) -> Self {
-        self.filter = Some(f);
-        self
-    }
-    /// Builder-style: set `ef`.
-    pub fn ef(mut self, ef: usize) -> Self {
-        self.ef = Some(ef);
-        self
-    }
-    /// Builder-style: exact search.
-    pub fn exact(mut self, exact: bool) -> Self {
-        self.exact = exact;
-        self
-    }
-}
-
-/// One search result.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ScoredPoint {
-    /// Point id.
-    pub id: PointId,
-    /// Score (see [`naksha_index::metric`]: similarity for cosine/dot, distance for l2).
-    pub score: f32,
-    /// Payload, when requested.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub payload: Option<Value>,
-    /// Stored vector, when requested.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub vector: Option<Vec<f32>>,
-    /// Text fields, when requested.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub text: Option<Value>,
 }
 
 /// Text fields must be an object of strings (or absent).
@@ -341,7 +260,7 @@ impl Collection {
         }
         let (wal, replay) = Wal::open(&dir.join("wal"), manifest.durable_seq, WalOptions::default())?;
         let mut state = State {
-            active: Memtable::new(config.vectors.dim),
+            active: Memtable::new(config.vectors.dim, seg_config.text.as_ref())?,
             frozen: None,
             segments,
             ids,
@@ -404,13 +323,15 @@ impl Collection {
     /// has an embedding model (`embed`).
     pub fn upsert(&self, mut points: Vec<Point>) -> Result<u64> {
         let (dim, metric) = (self.inner.config.vectors.dim, self.inner.config.vectors.metric);
-        self.fill_vectors(&mut points)?;
-        for p in &mut points {
-            metric.prepare(&mut p.vector, dim, Some(&p.id))?;
+        for p in &points {
             if !matches!(p.payload, Value::Object(_) | Value::Null) {
                 return Err(Error::InvalidArgument(format!("point {}: payload must be a JSON object", p.id)));
             }
             check_text(&p.id, &p.text)?;
+        }
+        self.fill_vectors(&mut points)?;
+        for p in &mut points {
+            metric.prepare(&mut p.vector, dim, Some(&p.id))?;
         }
         if points.is_empty() {
             return Ok(self.inner.state.read().applied_seq);
@@ -530,82 +451,6 @@ impl Collection {
                 }
             }
         })
-    }
-
-    /// Nearest neighbours of `req.vector`, best first.
-    pub fn search(&self, req: &SearchRequest) -> Result<Vec<ScoredPoint>> {
-        let cfg = &self.inner.config.vectors;
-        if req.limit == 0 || req.limit.saturating_add(req.offset) > MAX_RESULTS {
-            return Err(Error::InvalidArgument(format!(
-                "limit must be at least 1 and limit + offset at most {MAX_RESULTS}"
-            )));
-        }
-        if req.ef.is_some_and(|ef| !(1..=4096).contains(&ef)) {
-            return Err(Error::InvalidArgument("ef must be between 1 and 4096".into()));
-        }
-        if let Some(f) = &req.filter {
-            f.validate()?;
-        }
-        let mut query = match (&req.text, req.vector.is_empty()) {
-            (Some(text), true) => self.embed_query(text)?,
-            _ => req.vector.clone(),
-        };
-        cfg.metric.prepare(&mut query, cfg.dim, None)?;
-        let k = req.limit + req.offset;
-        let ef = req.ef.unwrap_or(cfg.hnsw.ef).max(k);
-        let filter = req.filter.as_ref();
-        let st = self.inner.state.read();
-        let tag = |loc: fn(u32) -> Loc, hits: Vec<Neighbor>| hits.into_iter().map(move |n| (n.distance, loc(n.node)));
-        let mut hits: Vec<(f32, Loc)> =
-            tag(Loc::Active, st.active.search(&query, k, cfg.metric, None, filter)).collect();
-        if let Some(f) = &st.frozen {
-            hits.extend(tag(Loc::Frozen, f.mem.search(&query, k, cfg.metric, Some(&f.deleted), filter)));
-        }
-        let per_segment: Vec<Vec<(f32, Loc)>> =
-            st.segments.par_iter().map(|slot| self.search_segment(slot, &query, k, ef, req.exact, filter)).collect();
-        hits.extend(per_segment.into_iter().flatten());
-        hits.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-        hits.into_iter()
-            .skip(req.offset)
-            .take(req.limit)
-            .map(|(d, loc)| {
-                let id = match loc {
-                    Loc::Active(s) => st.active.ids[s as usize].clone(),
-                    Loc::Frozen(s) => {
-                        st.frozen.as_ref().map(|f| f.mem.ids[s as usize].clone()).ok_or_else(|| internal("frozen"))?
-                    }
-                    Loc::Segment(sid, off) => st.slot(sid).ok_or_else(|| internal("segment"))?.seg.id(off)?,
-                };
-                let want = Want { payload: req.with_payload, vector: req.with_vector, text: req.with_text };
-                let f = self.materialize(&st, loc, want)?;
-                Ok(ScoredPoint { id, score: cfg.metric.score(d), payload: f.payload, vector: f.vector, text: f.text })
-            })
-            .collect()
-    }
-
-    fn search_segment(
-        &self,
-        slot: &SegmentSlot,
-        query: &[f32],
-        k: usize,
-        ef: usize,
-        exact: bool,
-        filter: Option<&Filter>,
-    ) -> Vec<(f32, Loc)> {
-        let seg = &slot.seg;
-        let allowed = filter.map(|f| slot.matching(f));
-        let live = slot.live();
-        let candidates = allowed.as_ref().map_or(live, Bitset::count);
-        let strategy = if exact { Strategy::Exact } else { self.inner.options.planner.choose(live, candidates, ef, k) };
-        let m = &self.inner.metrics;
-        match strategy {
-            Strategy::Graph => m.graph_searches.fetch_add(1, Relaxed),
-            Strategy::Exact => m.exact_searches.fetch_add(1, Relaxed),
-        };
-        seg.search(query, k, ef, strategy, allowed.as_ref(), &slot.deleted)
-            .into_iter()
-            .map(|n| (n.distance, Loc::Segment(slot.id, n.node)))
-            .collect()
     }
 
     /// Live point count.

@@ -14,7 +14,7 @@ use super::memtable::Memtable;
 use crate::filter::Filter;
 
 /// Where a live point is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Loc {
     /// Slot in the active memtable.
     Active(u32),
@@ -75,6 +75,17 @@ pub(crate) struct State {
 impl State {
     pub(crate) fn slot(&self, id: u64) -> Option<&SegmentSlot> {
         self.segments.iter().find(|s| s.id == id)
+    }
+
+    /// Id of the point at `loc`.
+    pub(crate) fn id_at(&self, loc: Loc) -> crate::Result<PointId> {
+        Ok(match loc {
+            Loc::Active(s) => self.active.ids[s as usize].clone(),
+            Loc::Frozen(s) => {
+                self.frozen.as_ref().map(|f| f.mem.ids[s as usize].clone()).ok_or_else(|| super::internal("frozen"))?
+            }
+            Loc::Segment(id, off) => self.slot(id).ok_or_else(|| super::internal("segment"))?.seg.id(off)?,
+        })
     }
 
     fn mark_deleted(&mut self, loc: Loc) {

@@ -74,7 +74,6 @@ impl Collection {
         let mut texts = Vec::with_capacity(missing.len());
         for &i in &missing {
             let p = &points[i];
-            super::check_text(&p.id, &p.text)?;
             let parts: Vec<&str> = cfg.fields.iter().filter_map(|f| p.text.get(f).and_then(Value::as_str)).collect();
             if parts.is_empty() {
                 return Err(Error::InvalidArgument(format!(
@@ -104,6 +103,8 @@ impl Collection {
         let (model, _) = self.embedder()?;
         let chunking = self.inner.config.chunking.unwrap_or_default();
         let mut points = Vec::new();
+        // What is embedded per chunk: the title (if any), a newline, the chunk.
+        let mut texts = Vec::new();
         let mut counts = Vec::with_capacity(docs.len());
         let mut seen = std::collections::HashSet::new();
         for doc in &docs {
@@ -126,10 +127,15 @@ impl Collection {
                 payload.insert("chunk".into(), n.into());
                 payload.insert("start".into(), c.start.into());
                 payload.insert("end".into(), c.end.into());
+                let chunk = &doc.text[c.bytes.clone()];
                 let mut text = Map::new();
-                text.insert("text".into(), doc.text[c.bytes.clone()].into());
-                if let Some(t) = &doc.title {
-                    text.insert("title".into(), t.clone().into());
+                text.insert("text".into(), chunk.into());
+                match &doc.title {
+                    Some(t) => {
+                        text.insert("title".into(), t.clone().into());
+                        texts.push(format!("{t}\n{chunk}"));
+                    }
+                    None => texts.push(chunk.to_owned()),
                 }
                 points.push(Point {
                     id: PointId::Str(format!("{}#{n}", doc.id)),
@@ -139,16 +145,6 @@ impl Collection {
                 });
             }
         }
-        let texts: Vec<String> = points
-            .iter()
-            .map(|p| {
-                let chunk = p.text["text"].as_str().unwrap_or_default();
-                match p.text.get("title").and_then(Value::as_str) {
-                    Some(t) => format!("{t}\n{chunk}"),
-                    None => chunk.to_owned(),
-                }
-            })
-            .collect();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         for (p, v) in points.iter_mut().zip(model.embed(&refs)?) {
             p.vector = v;

@@ -1,14 +1,14 @@
 //! Crash safety: a child process upserts, updates and deletes in a loop and is
 //! killed with SIGKILL at random moments; after each kill the parent reopens
-//! the data and checks every acknowledged write.
+//! the data and checks every acknowledged write, in the vector and the text index.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use naksha_index::testing::Rng;
-use naksha_query::{CollectionConfig, Database, EngineOptions, Metric, Point, PointId, SearchRequest};
+use naksha_query::{CollectionConfig, Database, EngineOptions, Metric, Mode, Point, PointId, SearchRequest};
 use serde_json::{json, Value};
 
 const DIM: usize = 8;
@@ -38,18 +38,35 @@ fn step(j: u64) -> Op {
     Op::Upsert((j * BATCH..(j + 1) * BATCH).map(|id| (id, vector(id, 0), json!({"v": 0, "id": id}))).collect())
 }
 
+/// The text fields of a point: a token unique to the id and one naming its version.
+fn text_of(id: u64, payload: &Value) -> Value {
+    json!({"body": format!("w{id} r{}", payload["v"])})
+}
+
+fn point(id: u64, v: Vec<f32>, p: Value) -> Point {
+    let text = text_of(id, &p);
+    Point::new(PointId::Num(id), v, p).with_text(text)
+}
+
+fn config() -> CollectionConfig {
+    CollectionConfig::new(DIM, Metric::L2).with_text_fields(&["body"])
+}
+
 fn options() -> EngineOptions {
     // Small thresholds so kills land during flushes and merges too.
     EngineOptions { flush_points: 150, merge_min_segments: 3, ..EngineOptions::default() }
 }
 
-fn apply(model: &mut BTreeMap<u64, (Vec<f32>, Value)>, op: &Op) {
+fn apply(model: &mut BTreeMap<u64, (Vec<f32>, Value)>, gone: &mut BTreeSet<u64>, op: &Op) {
     match op {
         Op::Upsert(pts) => pts.iter().for_each(|(id, v, p)| {
             model.insert(*id, (v.clone(), p.clone()));
+            gone.remove(id);
         }),
         Op::Delete(ids) => ids.iter().for_each(|id| {
-            model.remove(id);
+            if model.remove(id).is_some() {
+                gone.insert(*id);
+            }
         }),
     }
 }
@@ -61,14 +78,14 @@ fn crash_child() {
     let Ok(dir) = std::env::var(CHILD_ENV) else { return };
     let start: u64 = std::env::var("NAKSHA_CRASH_START").unwrap().parse().unwrap();
     let db = Database::open_with(&dir, options()).unwrap();
-    let c = db.create_collection("c", CollectionConfig::new(DIM, Metric::L2)).unwrap();
+    let c = db.create_collection("c", config()).unwrap();
     let mut out = std::io::stdout().lock();
     writeln!(out, "READY").unwrap();
     out.flush().unwrap();
     for j in start.. {
         match step(j) {
             Op::Upsert(pts) => {
-                c.upsert(pts.into_iter().map(|(id, v, p)| Point::new(PointId::Num(id), v, p)).collect()).unwrap();
+                c.upsert(pts.into_iter().map(|(id, v, p)| point(id, v, p)).collect()).unwrap();
             }
             Op::Delete(ids) => {
                 c.delete(ids.into_iter().map(PointId::Num).collect()).unwrap();
@@ -79,17 +96,27 @@ fn crash_child() {
     }
 }
 
-fn verify(db: &Database, model: &BTreeMap<u64, (Vec<f32>, Value)>, round: usize) {
+fn verify(db: &Database, model: &BTreeMap<u64, (Vec<f32>, Value)>, gone: &BTreeSet<u64>, round: usize) {
     let c = db.collection("c").unwrap();
     assert_eq!(c.len(), model.len(), "round {round}: live point count");
     for (id, (v, p)) in model {
         let r =
             c.get(&PointId::Num(*id)).unwrap().unwrap_or_else(|| panic!("round {round}: acknowledged point {id} lost"));
-        assert_eq!((&r.vector, &r.payload), (v, p), "round {round}: point {id} not intact");
+        assert_eq!((&r.vector, &r.payload, &r.text), (v, p, &text_of(*id, p)), "round {round}: point {id} not intact");
     }
     if let Some((id, (v, _))) = model.iter().next_back() {
         let hits = c.search(&SearchRequest::new(v.clone(), 1)).unwrap();
         assert_eq!(hits[0].score, 0.0, "round {round}: search for point {id}");
+    }
+    // The text index: every sampled live point is found by its words, deleted ones are not.
+    let find = |q: String| -> Vec<PointId> {
+        c.search(&SearchRequest::text(q, 3).mode(Mode::Text)).unwrap().into_iter().map(|h| h.id).collect()
+    };
+    for (id, (_, p)) in model.iter().step_by(7) {
+        assert_eq!(find(format!("+w{id} +r{}", p["v"])), vec![PointId::Num(*id)], "round {round}: text of {id}");
+    }
+    for id in gone.iter().step_by(3) {
+        assert_eq!(find(format!("w{id}")), Vec::<PointId>::new(), "round {round}: deleted {id} found by text");
     }
 }
 
@@ -99,6 +126,7 @@ fn crash_safety_under_sigkill() {
     let exe = std::env::current_exe().unwrap();
     let mut rng = Rng::new(42);
     let mut model: BTreeMap<u64, (Vec<f32>, Value)> = BTreeMap::new();
+    let mut gone = BTreeSet::new();
     let mut next = 0u64;
     let started = Instant::now();
     let rounds = 12;
@@ -127,7 +155,7 @@ fn crash_safety_under_sigkill() {
         let acked = reader.join().unwrap();
         let Some(last) = acked else { continue };
         for j in next..=last {
-            apply(&mut model, &step(j));
+            apply(&mut model, &mut gone, &step(j));
         }
         // The step in flight at the kill may or may not have landed: learn which.
         let db = Database::open_with(dir.path(), EngineOptions { background: false, ..options() }).unwrap();
@@ -143,11 +171,11 @@ fn crash_safety_under_sigkill() {
             }
         };
         if landed {
-            apply(&mut model, &in_flight);
+            apply(&mut model, &mut gone, &in_flight);
         }
         next = last + 2;
         drop(c);
-        verify(&db, &model, round);
+        verify(&db, &model, &gone, round);
     }
     assert!(model.len() > 500, "the child made progress: {} points", model.len());
     assert!(started.elapsed() < Duration::from_secs(120));

@@ -2,6 +2,7 @@
 
 mod crash;
 mod fixtures;
+mod fulltext;
 mod lifecycle;
 mod recall;
 mod text;
