@@ -89,6 +89,9 @@ pub enum CollectionsAction {
         /// Text fields the model embeds, comma-separated.
         #[arg(long, default_value = "text", value_delimiter = ',')]
         fields: Vec<String>,
+        /// Text fields indexed for BM25 (text and hybrid search), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        text_fields: Vec<String>,
     },
     /// Show a collection's configuration and sizes.
     Info {
@@ -107,8 +110,21 @@ pub enum CollectionsAction {
 pub enum QueryInput {
     /// A JSON array.
     Vector(String),
-    /// A text, embedded by the collection's model.
+    /// A text: BM25 terms and/or embedded by the collection's model, per the mode.
     Text(String),
+}
+
+/// Options of `naksha query`.
+#[derive(Debug, Default)]
+pub struct QueryOptions {
+    /// Results.
+    pub limit: usize,
+    /// Filter as JSON.
+    pub filter: Option<String>,
+    /// vector, text or hybrid (default: the server's choice).
+    pub mode: Option<String>,
+    /// Ask for highlighted fragments.
+    pub highlight: bool,
 }
 
 /// `naksha models list`: the models installed in a folder (loaded, so a broken
@@ -133,7 +149,7 @@ pub fn models_list(dir: &Path) -> Result<()> {
 pub fn collections(client: &Client, action: CollectionsAction) -> Result<()> {
     let v = match action {
         CollectionsAction::List => client.ok("GET", "/v1/collections", None)?,
-        CollectionsAction::Create { name, dim, metric, quantization, indexes, embed, fields } => {
+        CollectionsAction::Create { name, dim, metric, quantization, indexes, embed, fields, text_fields } => {
             let mut payload_index = serde_json::Map::new();
             for i in indexes {
                 let (k, t) = i.split_once('=').context("--index takes KEY=TYPE")?;
@@ -146,6 +162,9 @@ pub fn collections(client: &Client, action: CollectionsAction) -> Result<()> {
             let mut body = json!({"vectors": vectors, "payload_index": payload_index});
             if let Some(model) = embed {
                 body["embed"] = json!({"model": model, "fields": fields});
+            }
+            if !text_fields.is_empty() {
+                body["text_fields"] = json!(text_fields);
             }
             client.ok("PUT", &format!("/v1/collections/{name}"), Some(("application/json", body.to_string())))?
         }
@@ -205,8 +224,11 @@ pub fn import(client: &Client, file: &Path, collection: &str, batch: usize) -> R
 }
 
 /// `naksha query`.
-pub fn query(client: &Client, collection: &str, what: QueryInput, limit: usize, filter: Option<&str>) -> Result<()> {
-    let mut body = json!({"limit": limit});
+pub fn query(client: &Client, collection: &str, what: QueryInput, opts: &QueryOptions) -> Result<()> {
+    let mut body = json!({"limit": opts.limit, "highlight": opts.highlight});
+    if let Some(m) = &opts.mode {
+        body["mode"] = json!(m);
+    }
     match what {
         QueryInput::Vector(v) => body["vector"] = serde_json::from_str(&v).context("--vector must be a JSON array")?,
         QueryInput::Text(t) => {
@@ -214,7 +236,7 @@ pub fn query(client: &Client, collection: &str, what: QueryInput, limit: usize, 
             body["with_text"] = json!(true);
         }
     }
-    if let Some(f) = filter {
+    if let Some(f) = &opts.filter {
         body["filter"] = serde_json::from_str(f).context("--filter must be JSON")?;
     }
     let v = client.ok(

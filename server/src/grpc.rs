@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use naksha_query::{Filter, Point, PointId, SearchRequest};
+use naksha_query::{Filter, Point, PointId};
 use serde_json::Value;
 use tonic::{Request, Response, Status};
 
@@ -221,23 +221,20 @@ impl Naksha for NakshaService {
         let r = req.into_inner();
         let vector = (!r.vector.is_empty()).then_some(r.vector);
         let text = (!r.text.is_empty()).then(|| r.text.clone());
-        let (vector, text) = ops::vector_query(&r.collection, Some(r.mode.as_str()), text, vector)?;
-        let filter = match json_or_null(&r.filter_json, "filter_json")? {
+        let fusion = json_or_null(&r.fusion_json, "fusion_json")?;
+        let mut search = ops::search_request(text, vector, Some(r.mode.as_str()), Some(fusion))?;
+        search.filter = match json_or_null(&r.filter_json, "filter_json")? {
             Value::Null => None,
             f => Some(Filter::from_json(f).map_err(ApiError::from)?),
         };
-        let search = SearchRequest {
-            vector,
-            text,
-            limit: if r.limit == 0 { 10 } else { r.limit as usize },
-            offset: r.offset as usize,
-            ef: r.ef.map(|e| e as usize),
-            exact: r.exact,
-            filter,
-            with_payload: !r.without_payload,
-            with_vector: r.with_vector,
-            with_text: r.with_text,
-        };
+        search.limit = if r.limit == 0 { 10 } else { r.limit as usize };
+        search.offset = r.offset as usize;
+        search.ef = r.ef.map(|e| e as usize);
+        search.exact = r.exact;
+        search.with_payload = !r.without_payload;
+        search.with_vector = r.with_vector;
+        search.with_text = r.with_text;
+        search.highlight = r.highlight;
         self.run(move |db| {
             let hits = db.collection(&r.collection)?.search(&search)?;
             let results = hits
@@ -248,6 +245,7 @@ impl Naksha for NakshaService {
                     payload_json: h.payload.as_ref().map(payload_text).unwrap_or_default(),
                     vector: h.vector.unwrap_or_default(),
                     text_json: h.text.as_ref().map(payload_text).unwrap_or_default(),
+                    highlights: h.highlights.unwrap_or_default().into_iter().collect(),
                 })
                 .collect();
             Ok(pb::QueryResponse { results, took_ms: started.elapsed().as_secs_f64() * 1e3 })

@@ -83,9 +83,15 @@ enum Command {
         /// Query vector as JSON, e.g. "[0.1, 0.2]".
         #[arg(long, conflicts_with = "text", required_unless_present = "text")]
         vector: Option<String>,
-        /// Query text, embedded by the collection's model.
+        /// Query text: BM25 terms (text_fields) and/or embedded by the collection's model.
         #[arg(long)]
         text: Option<String>,
+        /// vector, text or hybrid (default: hybrid when the collection can do both).
+        #[arg(long)]
+        mode: Option<String>,
+        /// Return highlighted fragments of the text fields.
+        #[arg(long)]
+        highlight: bool,
         /// Results.
         #[arg(long, default_value_t = 10)]
         limit: usize,
@@ -141,12 +147,13 @@ fn main() -> Result<()> {
         Command::Import { file, collection, batch, remote } => {
             cli::import(&Client::new(&remote.url, remote.api_key), &file, &collection, batch)
         }
-        Command::Query { collection, vector, text, limit, filter, remote } => {
+        Command::Query { collection, vector, text, mode, highlight, limit, filter, remote } => {
             let what = match (vector, text) {
                 (Some(v), _) => cli::QueryInput::Vector(v),
                 (None, t) => cli::QueryInput::Text(t.unwrap_or_default()),
             };
-            cli::query(&Client::new(&remote.url, remote.api_key), &collection, what, limit, filter.as_deref())
+            let opts = cli::QueryOptions { limit, filter, mode, highlight };
+            cli::query(&Client::new(&remote.url, remote.api_key), &collection, what, &opts)
         }
         Command::Models { action: ModelsAction::List { models_dir } } => cli::models_list(&models_dir),
     }

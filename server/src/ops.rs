@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use naksha_query::embed::{ChunkConfig, Models};
 use naksha_query::{
-    Collection, CollectionConfig, Database, EmbedConfig, FieldType, HnswConfig, Metric, Quantization, VectorsConfig,
+    Analyzer, Collection, CollectionConfig, Database, EmbedConfig, FieldType, Fusion, HnswConfig, Metric, Mode,
+    Quantization, SearchRequest, VectorsConfig,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -27,17 +28,21 @@ pub struct VectorsBody {
     quantization: Option<Quantization>,
 }
 
-/// The API's collection body. `text_fields` (full-text search) is part of the
-/// contract but arrives with its milestone; until then it is refused with a
-/// clear message rather than silently ignored.
+/// The API's collection body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
     /// `{"dim", "metric": "cosine"|"dot"|"l2", "hnsw": {"m", "ef_construction", "ef"}, "quantization": "none"|"int8"}`.
     vectors: Option<VectorsBody>,
-    /// Reserved: full-text search (refused until it lands).
+    /// Text fields indexed for BM25 (query modes `text` and `hybrid`).
     #[serde(default)]
     text_fields: Vec<String>,
+    /// `{"kind": "language"|"simple"|"whitespace", "language": "english", "stop_words": true, "stemming": true}`.
+    #[schema(value_type = Option<Object>)]
+    text_analyzer: Option<Analyzer>,
+    /// Score multiplier per text field, e.g. `{"title": 2.0}`.
+    #[serde(default)]
+    text_boosts: BTreeMap<String, f32>,
     /// `{"model": "all-minilm-l6-v2", "fields": ["title", "body"]}`: fill vectors from these text fields.
     #[schema(value_type = Option<Object>)]
     embed: Option<EmbedConfig>,
@@ -59,9 +64,6 @@ pub fn decode_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Ap
 /// supplies the dimension of an `embed` model when `vectors.dim` is omitted.
 pub fn collection_config(json: &[u8], models: &Models) -> Result<CollectionConfig, ApiError> {
     let body: CreateBody = decode_json(json)?;
-    if !body.text_fields.is_empty() {
-        return Err(ApiError::invalid("text_fields: full-text search is not enabled in this build yet"));
-    }
     let v = match (body.vectors, &body.embed) {
         (Some(v), _) => v,
         (None, Some(_)) => VectorsBody::default(),
@@ -83,7 +85,15 @@ pub fn collection_config(json: &[u8], models: &Models) -> Result<CollectionConfi
         hnsw: v.hnsw.unwrap_or_default(),
         quantization: v.quantization.unwrap_or_default(),
     };
-    Ok(CollectionConfig { vectors, payload_index: body.payload_index, embed: body.embed, chunking: body.chunking })
+    Ok(CollectionConfig {
+        vectors,
+        payload_index: body.payload_index,
+        embed: body.embed,
+        chunking: body.chunking,
+        text_fields: body.text_fields,
+        text_analyzer: body.text_analyzer.unwrap_or_default(),
+        text_boosts: body.text_boosts,
+    })
 }
 
 /// Create (or find, with an identical config) a collection; also says whether it was created.
@@ -102,31 +112,37 @@ pub fn config_json(c: &CollectionConfig) -> Value {
     serde_json::to_value(c).unwrap_or(Value::Null)
 }
 
-/// Check the query mode and return what to search with: a vector, or a text
-/// that the collection's model embeds. BM25 `text` and `hybrid` modes are
-/// refused until full-text search lands.
-pub fn vector_query(
-    collection: &str,
-    mode: Option<&str>,
+/// The signal part of a search (query text and vector, mode, fusion) from an
+/// API request; the caller sets paging and what to return. Whether the
+/// collection can serve the mode is checked by the engine.
+pub fn search_request(
     text: Option<String>,
     vector: Option<Vec<f32>>,
-) -> Result<(Vec<f32>, Option<String>), ApiError> {
-    let bm25_off = |m: &str| {
-        ApiError::invalid(format!(
-            "mode {m:?} needs full-text search, which is not enabled for collection {collection:?}"
-        ))
+    mode: Option<&str>,
+    fusion: Option<Value>,
+) -> Result<SearchRequest, ApiError> {
+    let mode = match mode {
+        None | Some("") => None,
+        Some(m) => Some(m.parse::<Mode>()?),
     };
-    match mode {
-        None | Some("") | Some("vector") => {}
-        Some(m @ ("text" | "hybrid")) => return Err(bm25_off(m)),
-        Some(other) => return Err(ApiError::invalid(format!("mode must be vector, text or hybrid, not {other:?}"))),
-    }
-    match (vector, text) {
-        (Some(v), _) => Ok((v, None)),
-        (None, Some(t)) if t.trim().is_empty() => Err(ApiError::invalid("query text is empty")),
-        (None, Some(t)) => Ok((Vec::new(), Some(t))),
-        (None, None) => Err(ApiError::invalid("give a query \"vector\" or \"text\"")),
-    }
+    let fusion = match fusion {
+        None | Some(Value::Null) => Fusion::default(),
+        Some(f) => serde_json::from_value(f).map_err(|e| {
+            ApiError::invalid(format!(
+                "fusion: {e} (expected {{\"method\": \"rrf\", \"k\": 60}} or {{\"method\": \"weighted\", \"vector_weight\": 0.7}})"
+            ))
+        })?,
+    };
+    let text = match (text, &vector) {
+        (Some(t), None) if t.trim().is_empty() => return Err(ApiError::invalid("query text is empty")),
+        (None, None) => return Err(ApiError::invalid("give a query \"vector\" or \"text\"")),
+        (t, _) => t,
+    };
+    let mut req = SearchRequest::new(vector.unwrap_or_default(), 10);
+    req.text = text;
+    req.mode = mode;
+    req.fusion = fusion;
+    Ok(req)
 }
 
 /// Most texts one `embed` call takes.

@@ -8,7 +8,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use naksha_query::{Filter, ScoredPoint, SearchRequest};
+use naksha_query::{Filter, ScoredPoint};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -28,11 +28,14 @@ fn yes() -> bool {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueryBody {
-    /// Query text: embedded with the collection's model (vector mode) when no `vector` is given.
+    /// Query text: BM25 terms over `text_fields` (text, hybrid), and embedded with the
+    /// collection's model for the vector side when no `vector` is given. BM25 syntax:
+    /// words, `"phrases"`, `+required`, `-excluded`, `field:word`, `AND`/`OR`.
     text: Option<String>,
     /// Query vector.
     vector: Option<Vec<f32>>,
-    /// `vector` (default); `text` and `hybrid` arrive with full-text search.
+    /// `vector`, `text` (BM25) or `hybrid` (both, fused). Default: hybrid when both
+    /// signals are available, else the one that is.
     mode: Option<String>,
     /// `{"must"|"should"|"must_not": [{"key", "match"|"in"|"range"|"exists"}, ...]}`.
     #[schema(value_type = Option<Object>)]
@@ -48,9 +51,13 @@ pub struct QueryBody {
     /// Search without the index (ground truth).
     #[serde(default)]
     exact: bool,
-    /// Reserved: hybrid fusion.
+    /// Hybrid fusion: `{"method": "rrf", "k": 60}` (default) or
+    /// `{"method": "weighted", "vector_weight": 0.7}` (scores min-max normalised per side).
     #[schema(value_type = Option<Object>)]
     fusion: Option<Value>,
+    /// Return `highlights`: per text field, a fragment with matched terms in `<b>…</b>`.
+    #[serde(default)]
+    highlight: bool,
     /// Return payloads (default true).
     #[serde(default = "yes")]
     with_payload: bool,
@@ -65,14 +72,15 @@ pub struct QueryBody {
 /// Results, best first.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct QueryOut {
-    /// `{"id", "score", "payload"?, "vector"?, "text"?}`; score is similarity for cosine/dot, distance for l2.
+    /// `{"id", "score", "payload"?, "vector"?, "text"?, "highlights"?}`. Score: vector mode, similarity
+    /// for cosine/dot and distance for l2; text mode, BM25; hybrid, the fused score.
     #[schema(value_type = Vec<Object>)]
     pub results: Vec<ScoredPoint>,
     /// Server-side time in milliseconds.
     pub took_ms: f64,
 }
 
-/// Nearest neighbours of a vector (or of a text, embedded by the collection's model), with optional filters.
+/// Vector, full-text (BM25) or hybrid search, with optional filters applied to every side.
 #[utoipa::path(post, path = "/v1/collections/{name}/query", tag = "query", params(("name" = String, Path)),
     request_body = QueryBody,
     responses((status = 200, body = QueryOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -84,21 +92,16 @@ pub async fn query(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let q: QueryBody = parse_json(body, state.body_limit)?;
-    let mode = if q.fusion.is_some() { Some("hybrid") } else { q.mode.as_deref() };
-    let (vector, text) = ops::vector_query(&name, mode, q.text, q.vector)?;
-    let filter = q.filter.map(Filter::from_json).transpose()?;
-    let req = SearchRequest {
-        vector,
-        text,
-        limit: q.limit,
-        offset: q.offset,
-        ef: q.ef,
-        exact: q.exact,
-        filter,
-        with_payload: q.with_payload,
-        with_vector: q.with_vector,
-        with_text: q.with_text,
-    };
+    let mut req = ops::search_request(q.text, q.vector, q.mode.as_deref(), q.fusion)?;
+    req.filter = q.filter.map(Filter::from_json).transpose()?;
+    req.limit = q.limit;
+    req.offset = q.offset;
+    req.ef = q.ef;
+    req.exact = q.exact;
+    req.with_payload = q.with_payload;
+    req.with_vector = q.with_vector;
+    req.with_text = q.with_text;
+    req.highlight = q.highlight;
     let db = state.db()?;
     blocking(move || {
         let results = db.collection(&name)?.search(&req)?;

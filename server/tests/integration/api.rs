@@ -191,7 +191,7 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
             r#"{"text": "hello", "mode": "text"}"#.into(),
             400,
             "invalid_argument",
-            "needs full-text search, which is not enabled for collection \"docs\"",
+            "collection \"docs\" has no text_fields",
         ),
         (
             "POST",
@@ -199,7 +199,7 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
             r#"{"text": "hello"}"#.into(),
             400,
             "invalid_argument",
-            "collection \"docs\" has no embedding model",
+            "collection \"docs\" cannot search by text: it has no text_fields (BM25) and no embedding model",
         ),
         (
             "POST",
@@ -245,10 +245,10 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
         (
             "PUT",
             "/v1/collections/t",
-            r#"{"vectors": {"dim": 3, "metric": "l2"}, "text_fields": ["body"]}"#.into(),
+            r#"{"vectors": {"dim": 3, "metric": "l2"}, "text_fields": ["body"], "text_boosts": {"title": 2}}"#.into(),
             400,
             "invalid_argument",
-            "full-text search is not enabled",
+            "boost for \"title\", which is not a text field",
         ),
         (
             "PUT",

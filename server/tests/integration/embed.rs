@@ -89,7 +89,7 @@ fn text_only_points_and_text_queries() {
     assert_eq!(status, 200);
     assert_eq!(v["text"]["body"], "The GNU C compiler");
 
-    // Refusals: BM25 modes are not here yet, empty text, text on a collection without a model.
+    // Refusals: BM25 without text_fields, empty text, text on a collection without a model.
     let (status, v) = q(json!({"text": "x", "mode": "text"}));
     assert_eq!(status, 400, "{v}");
     let (status, _) = q(json!({"text": "  "}));

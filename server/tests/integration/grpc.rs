@@ -83,7 +83,7 @@ async fn grpc_operations_health_and_reflection() {
     let e = c.get_point(pb::GetPointRequest { collection: "g".into(), id: id(9) }).await.unwrap_err();
     assert_eq!(e.code(), Code::NotFound, "the rejected batch changed nothing");
     let e = c.query(pb::QueryRequest { mode: "text".into(), text: "hi".into(), ..q.clone() }).await.unwrap_err();
-    assert!(e.code() == Code::InvalidArgument && e.message().contains("needs full-text search"));
+    assert!(e.code() == Code::InvalidArgument && e.message().contains("has no text_fields"));
     let e = c.query(pb::QueryRequest { collection: "nope".into(), ..q.clone() }).await.unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
     let e = c

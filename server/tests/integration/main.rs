@@ -2,5 +2,6 @@
 
 mod api;
 mod embed;
+mod fulltext;
 mod grpc;
 mod server;
