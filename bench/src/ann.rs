@@ -123,6 +123,7 @@ fn build_naksha(ds: &Dataset, args: &AnnArgs, quantization: Quantization) -> Res
         hnsw: HnswParams { m: args.m, ef_construction: args.ef_construction, ..HnswParams::default() },
         quantization,
         payload_index: Default::default(),
+        text: None,
     };
     let data = SegmentData {
         ids: (0..ds.len() as u64).map(PointId::Num).collect(),

@@ -52,25 +52,9 @@ pub struct EmbedReport {
 }
 
 /// The `text` field of the first `limit` records of a Debian-descriptions JSONL
-/// file, plain or `.zst` (decompressed with the `zstd` command).
+/// file, plain or `.zst`.
 pub fn read_texts(path: &Path, limit: usize) -> Result<Vec<String>> {
-    let raw = if path.extension().is_some_and(|e| e == "zst") {
-        let out =
-            Command::new("zstd").arg("-dc").arg(path).output().context("cannot run zstd (apt-get install zstd)")?;
-        if !out.status.success() {
-            bail!("zstd -dc {} failed: {}", path.display(), String::from_utf8_lossy(&out.stderr));
-        }
-        String::from_utf8(out.stdout)?
-    } else {
-        fs_err::read_to_string(path)?
-    };
-    raw.lines()
-        .take(limit)
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l)?;
-            v["text"].as_str().map(str::to_owned).context("record without a text field")
-        })
-        .collect()
+    Ok(crate::corpus::read(path, limit)?.into_iter().map(|r| r.text).collect())
 }
 
 /// Run Naksha (and the peer unless skipped).

@@ -3,14 +3,18 @@
 //! - [`datasets`]: seeded synthetic clustered vectors, fvecs/ivecs files (TEXMEX layout).
 //! - [`ann`]: recall@k vs QPS sweeps of Naksha's HNSW beside `hnsw_rs`, in one run.
 //! - [`peers`]: hnswlib, faiss and usearch through a Python script, same data, same run.
+//! - [`corpus`]: the Debian corpus of `../shared/data` and its cached MiniLM vectors.
 //! - [`embed`]: embedding docs/s and tokens/s beside sentence-transformers, same texts, same run.
 //! - [`load`]: concurrent HTTP clients on loopback for a bounded time: QPS, p50/p99.
+//! - [`quality`]: MRR/nDCG/recall and latency of text, vector and hybrid search on a labelled set, beside bm25s.
 //! - [`report`]: markdown tables with the machine, data, parameters and command.
 #![allow(clippy::print_stdout)]
 
 pub mod ann;
+pub mod corpus;
 pub mod datasets;
 pub mod embed;
 pub mod load;
 pub mod peers;
+pub mod quality;
 pub mod report;

@@ -47,7 +47,7 @@ pub struct Cell {
     pub p99_ms: f64,
 }
 
-fn agent() -> ureq::Agent {
+pub(crate) fn agent() -> ureq::Agent {
     ureq::Agent::config_builder().http_status_as_error(false).build().into()
 }
 
@@ -58,7 +58,7 @@ fn post(agent: &ureq::Agent, url: &str, body: String) -> Result<u16> {
     Ok(status)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -125,11 +125,14 @@ fn run_cell(base: &str, op: &'static str, clients: usize, args: &LoadArgs, next_
 
 /// Start an in-process server on an ephemeral loopback port; returns its base
 /// URL and a guard that shuts it down.
-pub fn start_server(data_dir: &std::path::Path) -> Result<(String, impl Drop)> {
+pub fn start_server(data_dir: &std::path::Path, models_dir: Option<&std::path::Path>) -> Result<(String, impl Drop)> {
     let mut settings = naksha_server::settings::Settings::load(None, std::iter::empty())?;
     settings.server.http_addr = "127.0.0.1:0".parse()?;
     settings.server.grpc_addr = "127.0.0.1:0".parse()?;
     settings.storage.data_dir = data_dir.to_owned();
+    if let Some(m) = models_dir {
+        settings.models.dir = m.to_owned();
+    }
     // Find a free port first so the URL is known before the server logs it.
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     settings.server.http_addr = format!("127.0.0.1:{port}").parse()?;

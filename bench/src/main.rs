@@ -112,6 +112,41 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Retrieval quality (MRR@10, nDCG@10, recall) and latency of text, vector and hybrid search, beside bm25s.
+    Quality {
+        #[arg(long, default_value = "../shared/data/debian-descriptions.jsonl.zst")]
+        corpus: PathBuf,
+        /// Folder with queries.jsonl and qrels.tsv.
+        #[arg(long, default_value = "../shared/eval/debian-knownitem")]
+        eval: PathBuf,
+        /// Records taken from the start of the corpus.
+        #[arg(long, default_value_t = usize::MAX)]
+        docs: usize,
+        /// Queries run.
+        #[arg(long, default_value_t = usize::MAX)]
+        queries: usize,
+        #[arg(long, env = "NAKSHA_MODELS_DIR", default_value = "naksha-models")]
+        models_dir: PathBuf,
+        #[arg(long, default_value = "all-minilm-l6-v2")]
+        model: String,
+        /// Skip the bm25s peer (creates bench/.venv-bm25 otherwise).
+        #[arg(long)]
+        skip_peer: bool,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Embed the corpus with the local model and cache the vectors in bench/.cache.
+    CorpusVectors {
+        #[arg(long, default_value = "../shared/data/debian-descriptions.jsonl.zst")]
+        corpus: PathBuf,
+        /// Records taken from the start of the corpus.
+        #[arg(long, default_value_t = usize::MAX)]
+        docs: usize,
+        #[arg(long, env = "NAKSHA_MODELS_DIR", default_value = "naksha-models")]
+        models_dir: PathBuf,
+        #[arg(long, default_value = "all-minilm-l6-v2")]
+        model: String,
+    },
 }
 
 fn metric(s: &str) -> Result<Metric> {
@@ -175,7 +210,7 @@ fn main() -> Result<()> {
             let (base, _server) = match url {
                 Some(u) => (u, None),
                 None => {
-                    let (u, guard) = naksha_bench::load::start_server(dir.path())?;
+                    let (u, guard) = naksha_bench::load::start_server(dir.path(), None)?;
                     (u, Some(guard))
                 }
             };
@@ -196,6 +231,29 @@ fn main() -> Result<()> {
             if let Some(path) = out {
                 fs_err::write(&path, md)?;
             }
+        }
+        Command::Quality { corpus, eval, docs, queries, models_dir, model, skip_peer, out } => {
+            let args = naksha_bench::quality::QualityArgs {
+                corpus,
+                eval_dir: eval,
+                models_dir,
+                model,
+                docs,
+                queries,
+                skip_peer,
+            };
+            let r = naksha_bench::quality::run(&args)?;
+            let md = naksha_bench::quality::markdown(&r, &args, &command);
+            println!("{md}");
+            if let Some(path) = out {
+                fs_err::write(&path, md)?;
+            }
+        }
+        Command::CorpusVectors { corpus, docs, models_dir, model } => {
+            let records = naksha_bench::corpus::read(&corpus, docs)?;
+            let texts: Vec<&str> = records.iter().map(|r| r.text.as_str()).collect();
+            naksha_bench::corpus::vectors(&models_dir, &model, &texts)?;
+            println!("{}", naksha_bench::corpus::cache_path(&model, &texts).display());
         }
     }
     Ok(())

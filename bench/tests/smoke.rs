@@ -48,7 +48,7 @@ fn qps_interpolates_between_points() {
 #[test]
 fn load_smoke() {
     let dir = tempfile::tempdir().unwrap();
-    let (url, _server) = naksha_bench::load::start_server(dir.path()).unwrap();
+    let (url, _server) = naksha_bench::load::start_server(dir.path(), None).unwrap();
     let args = naksha_bench::load::LoadArgs { points: 500, dim: 8, clients: vec![1, 2], seconds: 0.3, upsert_batch: 5 };
     let cells = naksha_bench::load::run(&url, &args).unwrap();
     assert_eq!(cells.len(), 4);
@@ -92,4 +92,45 @@ fn embed_smoke_runs_naksha_and_reports() {
     assert!(r.tokens > 12 * 5 && r.runs[0].secs > 0.0);
     let md = naksha_bench::embed::markdown(&r, &args, "naksha-bench embed --docs 12");
     assert!(md.contains("| Naksha (Candle") && md.contains("docs/s"), "{md}");
+}
+
+#[test]
+fn quality_smoke_on_the_bundled_packages() {
+    // The quickstart's 36 packages: each synopsis ("Web browser") is a query for its description.
+    let dir = tempfile::tempdir().unwrap();
+    let packages =
+        fs_err::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../clients/rust/examples/data/packages.jsonl"))
+            .unwrap();
+    let (mut corpus, mut queries, mut qrels) = (String::new(), String::new(), String::new());
+    for (qid, line) in packages.lines().enumerate() {
+        let p: serde_json::Value = serde_json::from_str(line).unwrap();
+        let title = p["text"]["title"].as_str().unwrap();
+        let synopsis = title.split_once(": ").map_or(title, |t| t.1);
+        corpus += &format!("{}\n", serde_json::json!({"id": p["id"], "title": title, "text": p["text"]["body"]}));
+        queries += &format!("{}\n", serde_json::json!({"qid": qid, "query": synopsis}));
+        qrels += &format!("{qid}\t{}\t1\n", p["id"]);
+    }
+    let eval = dir.path().join("eval");
+    fs_err::create_dir_all(&eval).unwrap();
+    fs_err::write(dir.path().join("corpus.jsonl"), corpus).unwrap();
+    fs_err::write(eval.join("queries.jsonl"), queries).unwrap();
+    fs_err::write(eval.join("qrels.tsv"), qrels).unwrap();
+    let args = naksha_bench::quality::QualityArgs {
+        corpus: dir.path().join("corpus.jsonl"),
+        eval_dir: eval,
+        models_dir: naksha_embed::testing::models_dir(),
+        model: naksha_embed::testing::MODEL.into(),
+        docs: usize::MAX,
+        queries: usize::MAX,
+        skip_peer: true,
+    };
+    let r = naksha_bench::quality::run(&args).unwrap();
+    assert_eq!((r.docs, r.queries, r.rows.len()), (36, 36, 4));
+    for row in &r.rows {
+        assert!(row.mrr10 > 0.3 && row.recall[2] >= row.recall[1], "{row:?}");
+        let (p50, p99) = row.latency.unwrap();
+        assert!(p50 > 0.0 && p99 >= p50);
+    }
+    let md = naksha_bench::quality::markdown(&r, &args, "t");
+    assert!(md.contains("| Naksha text (BM25) |") && md.contains("| Naksha hybrid (RRF, k=60) |"), "{md}");
 }
