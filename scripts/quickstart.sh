@@ -23,14 +23,16 @@ echo; echo "== collections already in the data directory (run the script twice: 
 "$bin" collections list
 echo; echo "== the local embedding model"
 "$bin" models list --models-dir "${NAKSHA_MODELS_DIR:-naksha-models}"
-echo; echo "== a text collection: the server embeds title + body with all-MiniLM-L6-v2"
-"$bin" collections create packages --embed all-minilm-l6-v2 --fields title,body --index section=keyword
+echo; echo "== a text collection: the server embeds title + body with all-MiniLM-L6-v2 and indexes them for BM25"
+"$bin" collections create packages --embed all-minilm-l6-v2 --fields title,body --text-fields title,body --index section=keyword
 echo; echo "== load the bundled sample (36 software packages, text only, no vectors)"
 "$bin" import clients/rust/examples/data/packages.jsonl --collection packages
-echo; echo "== ask in plain words: 'retouch my holiday pictures'"
+echo; echo "== ask in plain words (hybrid: BM25 and vectors, fused): 'retouch my holiday pictures'"
 "$bin" query --collection packages --text 'retouch my holiday pictures' --limit 2
 echo; echo "== 'look at the night sky', only in section science (a payload filter)"
 "$bin" query --collection packages --text 'look at the night sky' --limit 1 --filter '{"must": [{"key": "section", "match": "science"}]}'
+echo; echo "== full-text only, a phrase, with highlights: '\"colour correction\"'"
+"$bin" query --collection packages --text '"colour correction"' --mode text --highlight --limit 1
 echo; echo "== create a collection: 3-d RGB vectors, l2, keyword index on 'tone'"
 "$bin" collections create colors --dim 3 --metric l2 --index tone=keyword
 echo; echo "== load the bundled sample (CSS named colours)"
