@@ -198,7 +198,7 @@ fn query_all(base: &str, queries: &[(String, u64)], extra: &Value) -> Result<(Ve
     let a = agent();
     let url = format!("{base}/v1/collections/debian/query");
     let body = |text: &str| {
-        let mut b = json!({"text": text, "limit": 100, "with_payload": false});
+        let mut b = json!({"text": plain(text), "limit": 100, "with_payload": false});
         if let (Some(b), Some(e)) = (b.as_object_mut(), extra.as_object()) {
             b.extend(e.clone());
         }
@@ -214,6 +214,12 @@ fn query_all(base: &str, queries: &[(String, u64)], extra: &Value) -> Result<(Ve
         ranked.push(ids);
     }
     Ok((ranked, ms))
+}
+
+/// `text` with the query language's operator characters (`:`, `"`, `(`, `+`,
+/// `^`, ...) turned into spaces, so every synopsis is a plain bag of words.
+pub fn plain(text: &str) -> String {
+    text.chars().map(|c| if c.is_alphanumeric() || c.is_whitespace() || ".,".contains(c) { c } else { ' ' }).collect()
 }
 
 /// bm25s through `peers/bm25_peer.py`: the top 100 corpus ids per query.

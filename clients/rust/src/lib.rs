@@ -25,8 +25,9 @@
 #![forbid(unsafe_code)]
 
 pub use naksha_query::{
-    Collection, CollectionConfig, CollectionInfo, Database, EngineOptions, Error, FieldType, Filter, HnswConfig,
-    Metric, Point, PointId, Quantization, Record, Result, ScoredPoint, SearchRequest, VectorsConfig,
+    Analyzer, AnalyzerKind, Collection, CollectionConfig, CollectionInfo, Database, EngineOptions, Error, FieldType,
+    Filter, Fusion, HnswConfig, Metric, Mode, Point, PointId, Quantization, Record, Result, ScoredPoint, SearchRequest,
+    TextLanguage, VectorsConfig,
 };
 
 /// The README's code blocks, compiled and run as doctests.

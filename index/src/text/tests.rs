@@ -55,6 +55,8 @@ fn bm25_phrases_required_and_excluded_terms() {
     // Required and excluded terms.
     assert_eq!(query(&idx, "+shoes -trails", 10), vec![0]);
     assert_eq!(query(&idx, "dog -leash", 10), vec![3]);
+    // A dangling operator is punctuation.
+    assert_eq!(query(&idx, "dog - leash +", 10).len(), 2);
     // A field prefix.
     assert_eq!(query(&idx, "title:dog", 10), vec![4]);
     // Limits.

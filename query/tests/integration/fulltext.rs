@@ -154,7 +154,11 @@ fn filters_apply_to_text_and_hybrid_sides() {
         let mut req = SearchRequest::new(vec![1.0, 0.0], 10).filter(even.clone());
         req.text = Some("dog".into());
         let hits = c.search(&req).unwrap();
-        assert!(!hits.is_empty() && ids(&hits).iter().all(|id| id.is_multiple_of(2)), "{stage}: hybrid {:?}", ids(&hits));
+        assert!(
+            !hits.is_empty() && ids(&hits).iter().all(|id| id.is_multiple_of(2)),
+            "{stage}: hybrid {:?}",
+            ids(&hits)
+        );
         c.flush().unwrap();
     }
 }
