@@ -258,6 +258,12 @@ impl Embedder {
         Ok(enc.iter().map(|e| e.len()).collect())
     }
 
+    /// Tokens in `text` as it is, without truncation or special tokens: what a
+    /// token budget (such as RAG's context) counts.
+    pub fn count_tokens(&self, text: &str) -> Result<usize> {
+        Ok(self.raw.encode(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?.len())
+    }
+
     /// Embeds `texts`, one vector each, in input order. Input longer than
     /// `max_tokens` is truncated. Blocking and CPU-heavy: call it from a blocking
     /// thread, not an async worker.

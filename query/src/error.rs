@@ -21,6 +21,13 @@ pub enum Error {
     /// failure a server one ([`Error::is_client_error`] tells).
     #[error(transparent)]
     Embed(#[from] naksha_embed::Error),
+    /// The RAG generator's endpoint failed (unreachable, timed out, an error
+    /// status, a malformed reply). Retry later or fix the generator settings.
+    #[error("generator: {0}")]
+    Generator(String),
+    /// The caller stopped listening (a streaming client went away).
+    #[error("cancelled: the caller went away")]
+    Cancelled,
     /// Another process holds the data directory. Stop it or use another directory.
     #[error("data directory {0} is locked by another process")]
     Locked(std::path::PathBuf),
@@ -41,7 +48,7 @@ impl Error {
                 matches!(e, naksha_embed::Error::UnknownModel(_) | naksha_embed::Error::InvalidArgument(_))
             }
             Error::InvalidArgument(_) | Error::CollectionNotFound(_) | Error::CollectionExists(_) => true,
-            Error::Storage(_) | Error::Locked(_) => false,
+            Error::Storage(_) | Error::Locked(_) | Error::Generator(_) | Error::Cancelled => false,
         }
     }
 }

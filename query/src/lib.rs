@@ -30,6 +30,7 @@ mod error;
 pub mod filter;
 pub mod hybrid;
 pub mod planner;
+pub mod rag;
 
 pub use collection::{
     Collection, CollectionInfo, Document, DocumentsWritten, Metrics, Record, ScoredPoint, SearchRequest,
@@ -43,5 +44,6 @@ pub use naksha_embed as embed;
 pub use naksha_index::metric::Metric;
 pub use naksha_index::payload::FieldType;
 pub use naksha_index::quant::Quantization;
-pub use naksha_index::text::{Analyzer, AnalyzerKind, TextLanguage};
+pub use naksha_index::text::{Analyzer, AnalyzerKind, Syntax, TextLanguage};
 pub use naksha_storage::point::{Point, PointId};
+pub use rag::{Citation, GeneratorConfig, OpenAiConfig, RagAnswer, RagEvent, RagRequest};

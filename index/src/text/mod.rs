@@ -29,7 +29,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tantivy::collector::TopDocs;
-use tantivy::query::{Bm25StatisticsProvider, Query, QueryParser};
+use tantivy::query::{Bm25StatisticsProvider, BooleanQuery, BoostQuery, Occur, Query, QueryParser, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST};
 use tantivy::snippet::SnippetGenerator;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term};
@@ -94,6 +94,28 @@ impl TextConfig {
         let fields = self.fields.iter().map(|f| b.add_text_field(f, opts.clone())).collect();
         let slot = b.add_u64_field(SLOT, FAST);
         (b.build(), fields, slot)
+    }
+}
+
+/// How query text is read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Syntax {
+    /// The query language ([`TextIndex::parse`]): a syntax error is an error.
+    #[default]
+    Query,
+    /// Words only ([`TextIndex::parse_plain`]): any text is accepted, operators are ordinary characters.
+    Plain,
+}
+
+impl std::str::FromStr for Syntax {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "query" => Ok(Syntax::Query),
+            "plain" => Ok(Syntax::Plain),
+            _ => Err(Error::InvalidQuery(format!("syntax must be \"query\" or \"plain\", not {s:?}"))),
+        }
     }
 }
 
@@ -225,6 +247,37 @@ impl TextIndex {
         let query =
             parser.parse_query(&words.join(" ")).map_err(|e| Error::InvalidQuery(format!("text query: {e}")))?;
         Ok(TextQuery { query, text: text.to_owned() })
+    }
+
+    /// Parses `text` in the given [`Syntax`].
+    pub fn parse_as(&self, text: &str, syntax: Syntax) -> Result<TextQuery> {
+        match syntax {
+            Syntax::Query => self.parse(text),
+            Syntax::Plain => self.parse_plain(text),
+        }
+    }
+
+    /// Reads `text` as plain words: every term the analyzer makes, in every
+    /// field (with its boost), any may match. Never a syntax error, so prose
+    /// (`doesn't`, `C++:`, unbalanced brackets) is searchable as typed.
+    pub fn parse_plain(&self, text: &str) -> Result<TextQuery> {
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for (name, field) in self.config.fields.iter().zip(&self.fields) {
+            let mut analyzer = self.index.tokenizer_for_field(*field).map_err(tv)?;
+            let mut stream = analyzer.token_stream(text);
+            let mut terms = std::collections::BTreeSet::new();
+            while let Some(token) = stream.next() {
+                terms.insert(token.text.clone());
+            }
+            let boost = self.config.boosts.get(name).copied().unwrap_or(1.0);
+            for t in terms {
+                let q = TermQuery::new(Term::from_field_text(*field, &t), IndexRecordOption::WithFreqs);
+                let q: Box<dyn Query> =
+                    if boost == 1.0 { Box::new(q) } else { Box::new(BoostQuery::new(Box::new(q), boost)) };
+                clauses.push((Occur::Should, q));
+            }
+        }
+        Ok(TextQuery { query: Box::new(BooleanQuery::new(clauses)), text: text.to_owned() })
     }
 
     /// Highlighted fragment of `text` for `field`, matched words in `<b>`.

@@ -132,3 +132,25 @@ fn boosts_and_snippets() {
     let html = idx.snippet(&q, "body", "I like an apple a day").unwrap();
     assert!(html.contains("<b>apple</b>"), "{html}");
 }
+
+#[test]
+fn plain_syntax_reads_any_text_as_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = TextConfig { boosts: [("title".to_owned(), 3.0)].into(), ..config() };
+    let idx = TextIndex::build(&dir.path().join("text"), &cfg, &docs()).unwrap();
+    let prose = "Which shoes don't slip in (mud? \"trail: AND";
+    assert!(idx.parse(prose).is_err(), "the query language refuses it");
+    let q = idx.parse_as(prose, Syntax::Plain).unwrap();
+    let plain = slots(&search(&[Part { index: &idx, admitted: None }], &q, 10).unwrap()[0]);
+    // Same terms, same ranking as the words typed without operators.
+    assert_eq!(plain, query(&idx, "which shoes don t slip in mud trail", 10));
+    assert_eq!(plain[0], 2, "trail runner: shoes, mud and a boosted title word");
+    // Operators are words here: a minus does not exclude.
+    let q = idx.parse_plain("dog -leash").unwrap();
+    assert_eq!(search(&[Part { index: &idx, admitted: None }], &q, 10).unwrap()[0].len(), 2);
+    // Nothing left after analysis: a query that matches nothing, not an error.
+    let q = idx.parse_plain("the ?! of").unwrap();
+    assert!(search(&[Part { index: &idx, admitted: None }], &q, 10).unwrap()[0].is_empty());
+    assert_eq!("plain".parse::<Syntax>().unwrap(), Syntax::Plain);
+    assert!("lucene".parse::<Syntax>().is_err());
+}

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use naksha_index::bitset::Bitset;
 use naksha_index::segment::Strategy;
-use naksha_index::text::{self, Part, TextIndex, TextQuery};
+use naksha_index::text::{self, Part, Syntax, TextIndex, TextQuery};
 use naksha_storage::point::PointId;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -40,6 +40,8 @@ pub struct SearchRequest {
     /// Query text: BM25 terms for the text side, and embedded with the
     /// collection's model for the vector side when `vector` is empty.
     pub text: Option<String>,
+    /// How `text` is read on the BM25 side: the query language (default) or plain words.
+    pub syntax: Syntax,
     /// Ranking signal (default: hybrid when both signals are available, else the one that is).
     pub mode: Option<Mode>,
     /// How hybrid merges the two sides.
@@ -70,6 +72,7 @@ impl SearchRequest {
         Self {
             vector,
             text: None,
+            syntax: Syntax::Query,
             mode: None,
             fusion: Fusion::default(),
             limit,
@@ -105,6 +108,11 @@ impl SearchRequest {
     /// Builder-style: set the mode.
     pub fn mode(mut self, mode: Mode) -> Self {
         self.mode = Some(mode);
+        self
+    }
+    /// Builder-style: how the text is read.
+    pub fn syntax(mut self, syntax: Syntax) -> Self {
+        self.syntax = syntax;
         self
     }
     /// Builder-style: set the fusion.
@@ -234,8 +242,8 @@ impl Collection {
         let filter = req.filter.as_ref();
         let st = self.inner.state.read();
         let text_query = match (mode, query_text) {
-            (Mode::Text | Mode::Hybrid, Some(t)) => Some(self.parse_text(&st, t)?),
-            (Mode::Vector, Some(t)) if req.highlight => Some(self.parse_text(&st, t)?),
+            (Mode::Text | Mode::Hybrid, Some(t)) => Some(self.parse_text(&st, t, req.syntax)?),
+            (Mode::Vector, Some(t)) if req.highlight => Some(self.parse_text(&st, t, req.syntax)?),
             _ => None,
         };
         // Filter matches per segment, computed once for both sides.
@@ -330,9 +338,9 @@ impl Collection {
     }
 
     /// `text` in the query language of the collection's text index.
-    fn parse_text(&self, st: &State, text: &str) -> Result<TextQuery> {
+    fn parse_text(&self, st: &State, text: &str, syntax: Syntax) -> Result<TextQuery> {
         let index = st.active.text.as_ref().ok_or_else(|| internal("text fields without a memtable text index"))?;
-        Ok(index.parse(text)?)
+        Ok(index.parse_as(text, syntax)?)
     }
 
     /// The `k` best admitted BM25 hits over every text index, as (score, location), best first.
