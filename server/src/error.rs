@@ -26,6 +26,8 @@ pub enum Kind {
     Internal,
     /// Not ready (recovering) or the data directory is locked.
     Unavailable,
+    /// An upstream service the request needed (a RAG generator) failed.
+    BadGateway,
 }
 
 impl Kind {
@@ -40,6 +42,7 @@ impl Kind {
             Kind::Unprocessable => "unprocessable",
             Kind::Internal => "internal",
             Kind::Unavailable => "unavailable",
+            Kind::BadGateway => "bad_gateway",
         }
     }
 
@@ -54,6 +57,7 @@ impl Kind {
             Kind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
             Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::BadGateway => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -67,6 +71,7 @@ impl Kind {
             Kind::PayloadTooLarge => tonic::Code::ResourceExhausted,
             Kind::Internal => tonic::Code::Internal,
             Kind::Unavailable => tonic::Code::Unavailable,
+            Kind::BadGateway => tonic::Code::Unavailable,
         }
     }
 }
@@ -137,6 +142,8 @@ impl From<QueryError> for ApiError {
             ),
             QueryError::Locked(path) => Self::unavailable(format!("data directory {} is locked", path.display())),
             QueryError::Embed(ee) => ee.into(),
+            QueryError::Generator(m) => Self::new(Kind::BadGateway, format!("generator: {m}")),
+            QueryError::Cancelled => Self::new(Kind::Unavailable, "cancelled"),
         }
     }
 }

@@ -222,7 +222,8 @@ impl Naksha for NakshaService {
         let vector = (!r.vector.is_empty()).then_some(r.vector);
         let text = (!r.text.is_empty()).then(|| r.text.clone());
         let fusion = json_or_null(&r.fusion_json, "fusion_json")?;
-        let mut search = ops::search_request(text, vector, Some(r.mode.as_str()), Some(fusion))?;
+        let mut search =
+            ops::search_request(text, vector, Some(r.mode.as_str()), Some(fusion), Some(r.syntax.as_str()))?;
         search.filter = match json_or_null(&r.filter_json, "filter_json")? {
             Value::Null => None,
             f => Some(Filter::from_json(f).map_err(ApiError::from)?),
@@ -251,6 +252,66 @@ impl Naksha for NakshaService {
             Ok(pb::QueryResponse { results, took_ms: started.elapsed().as_secs_f64() * 1e3 })
         })
         .await
+    }
+
+    type RagStream = tokio_stream::wrappers::ReceiverStream<Result<pb::RagEvent, Status>>;
+
+    async fn rag(&self, req: Request<pb::RagRequest>) -> Result<Response<Self::RagStream>, Status> {
+        let r = req.into_inner();
+        let or = |n: u32, default: usize| if n == 0 { default } else { n as usize };
+        let rag = ops::rag_request(
+            r.question,
+            or(r.limit, 8),
+            or(r.max_context_tokens, 1500),
+            json_or_null(&r.filter_json, "filter_json")?,
+            json_or_null(&r.generator_json, "generator_json")?,
+            &self.state.generator_hosts,
+        )?;
+        let collection = self.state.db()?.collection(&r.collection).map_err(ApiError::from)?;
+        if collection.config().embed.is_none() {
+            return Err(ApiError::invalid(format!(
+                "collection {:?} has no embedding model (embed): RAG needs one to rank and count tokens",
+                r.collection
+            ))
+            .into());
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::task::spawn_blocking(move || {
+            let send = |e: pb::rag_event::Event| tx.blocking_send(Ok(pb::RagEvent { event: Some(e) })).is_ok();
+            let result = collection.rag_stream(&rag, &mut |e| {
+                send(match e {
+                    naksha_query::RagEvent::Token(t) => pb::rag_event::Event::Token(t),
+                    naksha_query::RagEvent::Citations(c) => pb::rag_event::Event::Citations(pb::RagCitations {
+                        citations: c
+                            .into_iter()
+                            .map(|c| pb::Citation {
+                                id: Some(id_to_pb(c.id)),
+                                doc_id: c.doc_id,
+                                field: c.field,
+                                start: c.start as u64,
+                                end: c.end as u64,
+                                text: c.text,
+                                score: c.score,
+                            })
+                            .collect(),
+                    }),
+                })
+            });
+            match result {
+                Ok(a) => {
+                    send(pb::rag_event::Event::Done(pb::RagDone {
+                        contexts: a.contexts as u32,
+                        context_tokens: a.context_tokens as u32,
+                        took_ms: a.took_ms,
+                    }));
+                }
+                Err(naksha_query::Error::Cancelled) => tracing::debug!("rag stream: client went away"),
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(ApiError::from(e).into()));
+                }
+            }
+        });
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(rx)))
     }
 }
 

@@ -45,6 +45,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()> + Send +
         metrics: Default::default(),
         api_key: settings.server.api_key.clone(),
         body_limit: settings.server.body_limit_bytes,
+        generator_hosts: settings.server.generator_hosts.clone(),
     });
     let options = EngineOptions {
         flush_points: settings.storage.flush_points,

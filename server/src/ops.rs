@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use naksha_query::embed::{ChunkConfig, Models};
 use naksha_query::{
-    Analyzer, Collection, CollectionConfig, Database, EmbedConfig, FieldType, Fusion, HnswConfig, Metric, Mode,
-    Quantization, SearchRequest, VectorsConfig,
+    Analyzer, Collection, CollectionConfig, Database, EmbedConfig, FieldType, Filter, Fusion, GeneratorConfig,
+    HnswConfig, Metric, Mode, Quantization, RagRequest, SearchRequest, Syntax, VectorsConfig,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -120,7 +120,12 @@ pub fn search_request(
     vector: Option<Vec<f32>>,
     mode: Option<&str>,
     fusion: Option<Value>,
+    syntax: Option<&str>,
 ) -> Result<SearchRequest, ApiError> {
+    let syntax = match syntax {
+        None | Some("") => Syntax::Query,
+        Some(s) => s.parse::<Syntax>().map_err(|e| ApiError::invalid(e.to_string()))?,
+    };
     let mode = match mode {
         None | Some("") => None,
         Some(m) => Some(m.parse::<Mode>()?),
@@ -142,6 +147,43 @@ pub fn search_request(
     req.text = text;
     req.mode = mode;
     req.fusion = fusion;
+    req.syntax = syntax;
+    Ok(req)
+}
+
+/// A RAG request from the API's fields; `generator` is JSON in the HTTP shape.
+/// An `openai` generator may only call hosts in `allowed_hosts` (`*`: any), so a
+/// client cannot point the server, and the API key it holds, at a host of its choosing.
+pub fn rag_request(
+    question: String,
+    limit: usize,
+    max_context_tokens: usize,
+    filter: Value,
+    generator: Value,
+    allowed_hosts: &[String],
+) -> Result<RagRequest, ApiError> {
+    let generator = match generator {
+        Value::Null => GeneratorConfig::default(),
+        g => serde_json::from_value(g).map_err(|e| ApiError::invalid(format!("generator: {e}")))?,
+    };
+    if let GeneratorConfig::Openai(o) = &generator {
+        let host = o.host();
+        let name = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+        };
+        if !allowed_hosts.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(name)) {
+            return Err(ApiError::invalid(format!(
+                "generator: host {name:?} is not in the server's server.generator_hosts ({allowed_hosts:?})"
+            )));
+        }
+    }
+    let filter = match filter {
+        Value::Null => None,
+        f => Some(Filter::from_json(f)?),
+    };
+    let req = RagRequest { question, limit, max_context_tokens, filter, generator };
+    req.validate()?;
     Ok(req)
 }
 

@@ -45,6 +45,8 @@ pub struct ServerSettings {
     pub body_limit_bytes: usize,
     /// Required bearer token, when non-empty.
     pub api_key: String,
+    /// Hosts an `openai` RAG generator may call (`*`: any).
+    pub generator_hosts: Vec<String>,
 }
 
 /// `[storage]`.

@@ -95,7 +95,8 @@ impl RagRequest {
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Refuses settings that cannot work (also done by [`Collection::rag`]).
+    pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidArgument(m));
         if self.question.trim().is_empty() {
             return bad("question is empty".into());

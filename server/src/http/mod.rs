@@ -6,6 +6,7 @@
 //! | `collections.rs` | `PUT/GET/DELETE /v1/collections[/{name}]`                     |
 //! | `points.rs`      | upsert (JSON, NDJSON), get, delete                            |
 //! | `query.rs`       | `POST /v1/collections/{name}/query`                           |
+//! | `rag.rs`         | `POST /v1/collections/{name}/rag` (JSON or server-sent events) |
 //! | `embed.rs`       | `GET /v1/models`, `POST /v1/embed`, documents (chunked)       |
 //!
 //! Engine calls block (fsync, search), so they run on tokio's blocking pool,
@@ -15,6 +16,7 @@ mod collections;
 mod embed;
 mod points;
 mod query;
+mod rag;
 
 use std::any::Any;
 use std::sync::{Arc, OnceLock};
@@ -48,6 +50,8 @@ pub struct AppState {
     pub api_key: String,
     /// Body limit in bytes.
     pub body_limit: usize,
+    /// Hosts an `openai` RAG generator may call.
+    pub generator_hosts: Vec<String>,
 }
 
 impl AppState {
@@ -90,6 +94,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/collections/{name}/points/delete", post(points::delete))
         .route("/v1/collections/{name}/points/{id}", get(points::get))
         .route("/v1/collections/{name}/query", post(query::query))
+        .route("/v1/collections/{name}/rag", post(rag::rag))
         .route("/v1/collections/{name}/documents", post(embed::upsert_documents))
         .route("/v1/collections/{name}/documents/delete", post(embed::delete_documents))
         .route("/v1/models", get(embed::models))
@@ -233,6 +238,7 @@ pub struct Status {
         points::get,
         points::delete,
         query::query,
+        rag::rag,
         embed::models,
         embed::embed,
         embed::upsert_documents,
@@ -255,6 +261,7 @@ mod tests {
             metrics: Metrics::default(),
             api_key: String::new(),
             body_limit: 1024,
+            generator_hosts: Vec::new(),
         })
     }
 

@@ -37,6 +37,9 @@ pub struct QueryBody {
     /// `vector`, `text` (BM25) or `hybrid` (both, fused). Default: hybrid when both
     /// signals are available, else the one that is.
     mode: Option<String>,
+    /// How `text` is read for BM25: `query` (default; the syntax above, errors are 400s) or
+    /// `plain` (words only: any text is accepted, operators are ordinary characters).
+    syntax: Option<String>,
     /// `{"must"|"should"|"must_not": [{"key", "match"|"in"|"range"|"exists"}, ...]}`.
     #[schema(value_type = Option<Object>)]
     filter: Option<Value>,
@@ -92,7 +95,7 @@ pub async fn query(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let q: QueryBody = parse_json(body, state.body_limit)?;
-    let mut req = ops::search_request(q.text, q.vector, q.mode.as_deref(), q.fusion)?;
+    let mut req = ops::search_request(q.text, q.vector, q.mode.as_deref(), q.fusion, q.syntax.as_deref())?;
     req.filter = q.filter.map(Filter::from_json).transpose()?;
     req.limit = q.limit;
     req.offset = q.offset;

@@ -384,6 +384,7 @@ fn openapi_document_covers_every_route() {
         ("/v1/collections/{name}/points/{id}", "get"),
         ("/v1/collections/{name}/points/delete", "post"),
         ("/v1/collections/{name}/query", "post"),
+        ("/v1/collections/{name}/rag", "post"),
         ("/v1/collections/{name}/documents", "post"),
         ("/v1/collections/{name}/documents/delete", "post"),
         ("/v1/models", "get"),
@@ -392,11 +393,13 @@ fn openapi_document_covers_every_route() {
     for (path, method) in routes {
         assert!(doc["paths"][path][method].is_object(), "{method} {path} missing from /openapi.json");
     }
-    assert_eq!(doc["paths"].as_object().unwrap().len(), 14, "undocumented or stale paths");
+    assert_eq!(doc["paths"].as_object().unwrap().len(), 15, "undocumented or stale paths");
     let schemas = doc["components"]["schemas"].as_object().unwrap();
     for name in [
         "QueryBody",
         "QueryOut",
+        "RagBody",
+        "RagOut",
         "UpsertBody",
         "PointIn",
         "ErrorBody",

@@ -4,4 +4,5 @@ mod api;
 mod embed;
 mod fulltext;
 mod grpc;
+mod rag;
 mod server;
