@@ -268,13 +268,7 @@ impl Naksha for NakshaService {
             &self.state.generator_hosts,
         )?;
         let collection = self.state.db()?.collection(&r.collection).map_err(ApiError::from)?;
-        if collection.config().embed.is_none() {
-            return Err(ApiError::invalid(format!(
-                "collection {:?} has no embedding model (embed): RAG needs one to rank and count tokens",
-                r.collection
-            ))
-            .into());
-        }
+        collection.check_rag(&rag).map_err(ApiError::from)?;
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         tokio::task::spawn_blocking(move || {
             let send = |e: pb::rag_event::Event| tx.blocking_send(Ok(pb::RagEvent { event: Some(e) })).is_ok();

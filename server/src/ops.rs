@@ -182,9 +182,8 @@ pub fn rag_request(
         Value::Null => None,
         f => Some(Filter::from_json(f)?),
     };
-    let req = RagRequest { question, limit, max_context_tokens, filter, generator };
-    req.validate()?;
-    Ok(req)
+    // Checked by the engine (`Collection::rag`, or `check_rag` before a stream).
+    Ok(RagRequest { question, limit, max_context_tokens, filter, generator })
 }
 
 /// Most texts one `embed` call takes.

@@ -241,11 +241,7 @@ impl TextIndex {
                 parser.set_field_boost(*field, *b);
             }
         }
-        // A `+` or `-` standing alone ("game - data") is punctuation in plain
-        // text, not an operator: drop it rather than refuse the query.
-        let words: Vec<&str> = text.split_whitespace().filter(|w| !w.chars().all(|c| c == '+' || c == '-')).collect();
-        let query =
-            parser.parse_query(&words.join(" ")).map_err(|e| Error::InvalidQuery(format!("text query: {e}")))?;
+        let query = parser.parse_query(text).map_err(|e| Error::InvalidQuery(format!("text query: {e}")))?;
         Ok(TextQuery { query, text: text.to_owned() })
     }
 

@@ -3,6 +3,7 @@
 
 use naksha_embed::chunk::ChunkConfig;
 use naksha_embed::Embedder;
+use naksha_index::distance::dot;
 use naksha_index::text::Syntax;
 use naksha_storage::point::PointId;
 use serde_json::Value;
@@ -17,6 +18,8 @@ const NEAR_DUPLICATE: f32 = 0.97;
 const LAMBDA: f32 = 0.7;
 /// A passage cut to fit the budget keeps at least this many tokens, or is left out.
 const MIN_PIECE_TOKENS: usize = 16;
+/// The smallest chunk size the chunker is asked for while cutting.
+const MIN_CUT_TARGET: usize = 8;
 
 /// One context passage.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,42 +57,30 @@ impl Collection {
 }
 
 /// The passage a hit offers: a document chunk's `text`, else the point's
-/// longest text field.
+/// longest text field. Hits without text or without a vector are skipped.
 fn passage(hit: ScoredPoint) -> Option<Passage> {
-    let Some(Value::Object(fields)) = &hit.text else { return None };
-    let payload = hit.payload.as_ref();
-    let chunk = |k: &str| payload.and_then(|p| p.get(k));
+    let ScoredPoint { id, score, payload, text: Some(Value::Object(fields)), vector: Some(mut vector), .. } = hit
+    else {
+        return None;
+    };
+    let chunk = |k: &str| payload.as_ref().and_then(|p| p.get(k));
     let doc = (chunk("doc_id").and_then(Value::as_str), chunk("start").and_then(Value::as_u64));
     let (field, body, doc_id, start) = match (fields.get("text").and_then(Value::as_str), doc) {
         (Some(body), (Some(doc), Some(start))) => ("text", body, doc.to_owned(), start as usize),
         _ => {
             let (field, body) =
                 fields.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.as_str(), s))).max_by_key(|(_, s)| s.len())?;
-            (field, body, hit.id.to_string(), 0)
+            (field, body, id.to_string(), 0)
         }
     };
     if body.trim().is_empty() {
         return None;
     }
-    let mut vector = hit.vector.clone().unwrap_or_default();
-    let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let norm = dot(&vector, &vector).sqrt();
     if norm > 0.0 {
         vector.iter_mut().for_each(|x| *x /= norm);
     }
-    Some(Passage {
-        id: hit.id.clone(),
-        doc_id,
-        field: field.to_owned(),
-        start,
-        text: body.to_owned(),
-        score: hit.score,
-        tokens: 0,
-        vector,
-    })
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    Some(Passage { id, doc_id, field: field.to_owned(), start, text: body.to_owned(), score, tokens: 0, vector })
 }
 
 pub(super) fn same_text(a: &str, b: &str) -> bool {
@@ -150,7 +141,7 @@ pub(super) fn pack(model: &Embedder, passages: Vec<Passage>, budget: usize) -> R
 /// cut, re-counted (a cut between word pieces can re-tokenise differently).
 fn cut_to(model: &Embedder, mut p: Passage, left: usize) -> Result<Option<Passage>> {
     let mut target = left;
-    while target >= MIN_PIECE_TOKENS.min(8) {
+    while target >= MIN_CUT_TARGET {
         let chunks = model.chunk(&p.text, ChunkConfig { max_tokens: target, overlap_tokens: 0 })?;
         let Some(first) = chunks.first() else { return Ok(None) };
         let text = &p.text[first.bytes.clone()];

@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 
 use naksha_embed::Embedder;
+use naksha_index::distance::dot;
 
 use super::{char_offset, Citation, Passage, RagEvent, Sink};
 use crate::{Error, Result};
@@ -71,10 +72,6 @@ fn terms(text: &str) -> impl Iterator<Item = String> + '_ {
         }
         w
     })
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// Writes the answer from `passages`, sending each cited sentence to `sink`.

@@ -183,6 +183,14 @@ impl Collection {
         self.run_rag(req, true, sink)
     }
 
+    /// Refuses `req` as [`Collection::rag`] would before doing any work: bad
+    /// settings, or a collection without an embedding model. For front ends
+    /// that must answer with an error before they start streaming.
+    pub fn check_rag(&self, req: &RagRequest) -> Result<()> {
+        req.validate()?;
+        self.rag_model().map(|_| ())
+    }
+
     fn run_rag(&self, req: &RagRequest, stream: bool, sink: Sink<'_>) -> Result<RagAnswer> {
         let started = Instant::now();
         req.validate()?;

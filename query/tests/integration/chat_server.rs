@@ -3,6 +3,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -16,6 +17,8 @@ pub enum Reply {
     Answer(&'static str),
     /// A streamed completion (`text/event-stream`, chunked), one delta per piece.
     Stream(Vec<&'static str>),
+    /// A streamed completion with this many milliseconds between pieces.
+    Drip(Vec<&'static str>, u64),
     /// A stream that stops without `[DONE]`.
     Truncated(Vec<&'static str>),
     /// An error status with a JSON body.
@@ -34,6 +37,8 @@ pub struct Seen {
 pub struct ChatServer {
     pub base_url: String,
     pub seen: Arc<Mutex<Vec<Seen>>>,
+    /// Streams cut short because the client closed the connection.
+    pub hang_ups: Arc<AtomicUsize>,
 }
 
 impl ChatServer {
@@ -42,16 +47,17 @@ impl ChatServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base_url = format!("http://{}/v1", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = Arc::clone(&seen);
+        let hang_ups = Arc::new(AtomicUsize::new(0));
+        let (log, cut) = (Arc::clone(&seen), Arc::clone(&hang_ups));
         thread::spawn(move || {
             for (n, conn) in listener.incoming().enumerate() {
                 let Ok(conn) = conn else { return };
                 let reply = script.get(n).or(script.last()).cloned().unwrap();
-                let log = Arc::clone(&log);
-                thread::spawn(move || serve(conn, reply, &log));
+                let (log, cut) = (Arc::clone(&log), Arc::clone(&cut));
+                thread::spawn(move || serve(conn, reply, &log, &cut));
             }
         });
-        Self { base_url, seen }
+        Self { base_url, seen, hang_ups }
     }
 
     pub fn requests(&self) -> Vec<Seen> {
@@ -59,7 +65,7 @@ impl ChatServer {
     }
 }
 
-fn serve(conn: TcpStream, reply: Reply, log: &Mutex<Vec<Seen>>) {
+fn serve(conn: TcpStream, reply: Reply, log: &Mutex<Vec<Seen>>, hang_ups: &AtomicUsize) {
     conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let (mut length, mut authorization) = (0, None);
@@ -94,7 +100,8 @@ fn serve(conn: TcpStream, reply: Reply, log: &Mutex<Vec<Seen>>) {
     };
     let answer =
         |content: &str| json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]});
-    let done = matches!(reply, Reply::Stream(_));
+    let done = matches!(reply, Reply::Stream(_) | Reply::Drip(..));
+    let gap = if let Reply::Drip(_, ms) = reply { ms } else { 5 };
     match reply {
         Reply::Answer(content) => {
             let _ = out.write_all(whole(200, answer(content)).as_bytes());
@@ -106,7 +113,7 @@ fn serve(conn: TcpStream, reply: Reply, log: &Mutex<Vec<Seen>>) {
             thread::sleep(Duration::from_millis(ms));
             let _ = out.write_all(whole(200, answer("late [1]")).as_bytes());
         }
-        Reply::Stream(pieces) | Reply::Truncated(pieces) => {
+        Reply::Stream(pieces) | Reply::Truncated(pieces) | Reply::Drip(pieces, _) => {
             let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
             if out.write_all(head.as_bytes()).is_err() {
                 return;
@@ -120,9 +127,10 @@ fn serve(conn: TcpStream, reply: Reply, log: &Mutex<Vec<Seen>>) {
             }
             for e in events {
                 if out.write_all(format!("{:x}\r\n{e}\r\n", e.len()).as_bytes()).and_then(|_| out.flush()).is_err() {
+                    hang_ups.fetch_add(1, Ordering::SeqCst);
                     return; // the client hung up
                 }
-                thread::sleep(Duration::from_millis(5));
+                thread::sleep(Duration::from_millis(gap));
             }
             let _ = out.write_all(b"0\r\n\r\n");
         }

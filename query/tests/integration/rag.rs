@@ -369,8 +369,8 @@ fn openai_generator_retries_fails_clearly_times_out_and_cancels() {
     let a = c.rag(&req).unwrap();
     assert_eq!((a.answer.as_str(), a.citations.len()), ("ok", 0));
     assert_eq!(keyed.requests()[0].authorization.as_deref(), Some("Bearer sk-test"));
-    // A streaming caller that goes away stops the work.
-    let long = ChatServer::start(vec![Reply::Stream(vec!["one ", "two ", "three ", "four"])]);
+    // A streaming caller that goes away stops the work, and the generator's connection is closed.
+    let long = ChatServer::start(vec![Reply::Drip(vec!["one "; 100], 20)]);
     let mut got = 0;
     let e = c
         .rag_stream(&openai_request(&long, 5_000, 0), &mut |_| {
@@ -380,6 +380,11 @@ fn openai_generator_retries_fails_clearly_times_out_and_cancels() {
         .unwrap_err();
     assert!(matches!(e, Error::Cancelled), "{e}");
     assert_eq!(got, 2);
+    let left = std::time::Instant::now();
+    while long.hang_ups.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(left.elapsed() < std::time::Duration::from_secs(5), "the chat stream went on");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     // The extractive generator stops too.
     let e = c.rag_stream(&RagRequest::new("ping packet loss"), &mut |_| false).unwrap_err();
     assert!(matches!(e, Error::Cancelled));

@@ -82,12 +82,8 @@ pub async fn rag(
     if !b.stream {
         return blocking(move || Ok(json_response(StatusCode::OK, &RagOut(collection.rag(&req)?)))).await;
     }
-    if collection.config().embed.is_none() {
-        // Refused with a status, as the whole answer would be, not as an event.
-        return Err(ApiError::invalid(format!(
-            "collection {name:?} has no embedding model (embed): RAG needs one to rank and count tokens"
-        )));
-    }
+    // Refused with a status, as the whole answer would be, not as an event.
+    collection.check_rag(&req)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(64);
     tokio::task::spawn_blocking(move || {
         let send = |e: Event| tx.blocking_send(e).is_ok();

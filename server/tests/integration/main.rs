@@ -1,6 +1,10 @@
 //! End-to-end tests: the real `naksha` binary on an ephemeral port.
 
 mod api;
+// The chat-completions server of the engine's tests, for the generator's end-to-end paths.
+#[allow(dead_code)]
+#[path = "../../../query/tests/integration/chat_server.rs"]
+mod chat_server;
 mod embed;
 mod fulltext;
 mod grpc;

@@ -2,10 +2,16 @@
 //! the real model: answers cite the right document at exact spans; bad
 //! requests are clear 400s; a failing generator is a 502.
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
 use naksha_embed::testing::models_dir;
 use naksha_server::grpc::pb;
 use serde_json::{json, Value};
 
+use crate::chat_server::{ChatServer, Reply};
 use crate::server::Server;
 
 const PING: &str = "The ping utility sends ICMP echo requests to a host. It reports the round-trip time of each \
@@ -171,4 +177,42 @@ fn rag_over_grpc_streams_tokens_citations_and_done() {
         let e = c.rag(pb::RagRequest { collection: "nope".into(), ..req }).await.unwrap_err();
         assert_eq!(e.code(), tonic::Code::NotFound);
     });
+}
+
+#[test]
+fn a_client_that_hangs_up_stops_the_generator() {
+    // 200 pieces 50 ms apart: ten seconds of answer unless the work stops.
+    let chat = ChatServer::start(vec![Reply::Drip(vec!["word "; 200], 50)]);
+    let data = tempfile::tempdir().unwrap();
+    let s = start(data.path());
+    let body = json!({"question": "ping", "stream": true,
+                      "generator": {"kind": "openai", "base_url": chat.base_url, "model": "m"}})
+    .to_string();
+    let mut conn = TcpStream::connect(s.url.trim_start_matches("http://")).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        conn,
+        "POST /v1/collections/docs/rag HTTP/1.1\r\nHost: naksha\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut line = String::new();
+    while !(line.starts_with("event:") && line.contains("token")) {
+        line.clear();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "the stream ended before a token");
+    }
+    // The first token arrived: hang up.
+    drop(reader);
+    conn.shutdown(std::net::Shutdown::Both).unwrap();
+    drop(conn);
+    let hung_up = Instant::now();
+    while chat.hang_ups.load(Ordering::SeqCst) == 0 {
+        assert!(hung_up.elapsed() < Duration::from_secs(5), "the generator kept streaming after the client left");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(chat.requests().len(), 1, "one generator call, not retried");
+    // The server is fine afterwards.
+    assert_eq!(s.send("POST", "/v1/collections/docs/rag", &json!({"question": "ping"}).to_string()).0, 200);
 }
