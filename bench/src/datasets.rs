@@ -55,6 +55,26 @@ pub fn synthetic(n: usize, nq: usize, dim: usize, metric: Metric, seed: u64) -> 
     Dataset::from_parts(name, dim, metric, all, queries)
 }
 
+/// The Debian corpus (`text` fields) and its known-item queries as vectors
+/// of `model` (cosine), both from [`crate::corpus::vectors`] (cached): real
+/// embeddings, with queries drawn from a different text distribution (short
+/// synopses) than the base (long descriptions), as in retrieval.
+pub fn debian(set: &crate::quality::KnownItemArgs) -> Result<Dataset> {
+    let records = crate::corpus::read(&set.corpus, set.docs)?;
+    let texts: Vec<&str> = records.iter().map(|r| r.text.as_str()).collect();
+    let (base, dim) = crate::corpus::vectors(&set.models_dir, &set.model, &texts)?;
+    let queries = crate::quality::read_queries(&set.eval_dir)?;
+    let questions: Vec<&str> = queries.iter().take(set.queries).map(|q| q.0.as_str()).collect();
+    let (q, _) = crate::corpus::vectors(&set.models_dir, &set.model, &questions)?;
+    let name = format!(
+        "Debian descriptions ({} records, {} queries) as {} vectors",
+        records.len(),
+        questions.len(),
+        set.model
+    );
+    Ok(Dataset::from_parts(name, dim, Metric::Cosine, base, q))
+}
+
 /// A dataset from fvecs files (TEXMEX layout: per vector, `i32` dim then `dim × f32`, little-endian).
 pub fn from_fvecs(base: &Path, queries: &Path, metric: Metric, limit: Option<usize>) -> Result<Dataset> {
     let (dim, mut b) = read_fvecs(base)?;

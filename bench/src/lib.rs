@@ -7,6 +7,7 @@
 //! - [`embed`]: embedding docs/s and tokens/s beside sentence-transformers, same texts, same run.
 //! - [`load`]: concurrent HTTP clients on loopback for a bounded time: QPS, p50/p99.
 //! - [`quality`]: MRR/nDCG/recall and latency of text, vector and hybrid search on a labelled set, beside bm25s.
+//! - [`rag`]: how often grounded answers cite the right record, latency and context tokens, on the same set.
 //! - [`report`]: markdown tables with the machine, data, parameters and command.
 #![allow(clippy::print_stdout)]
 
@@ -17,4 +18,5 @@ pub mod embed;
 pub mod load;
 pub mod peers;
 pub mod quality;
+pub mod rag;
 pub mod report;

@@ -10,6 +10,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
+use naksha_bench::quality::KnownItemArgs;
 use naksha_bench::{ann, datasets, report};
 use naksha_index::metric::Metric;
 
@@ -24,15 +25,28 @@ struct Cli {
 enum Command {
     /// Recall@k vs QPS sweep of Naksha's HNSW beside hnsw_rs.
     Ann {
-        /// `synthetic` (seeded clustered vectors) or `fvecs` (with --base and --queries).
+        /// `synthetic` (seeded clustered vectors), `fvecs` (with --base and --query-file) or
+        /// `debian` (the corpus and its queries as model vectors, cosine; see --corpus).
         #[arg(long, default_value = "synthetic")]
         dataset: String,
-        /// Base vectors (synthetic), or a limit on those read (fvecs).
+        /// Base vectors (synthetic), or a limit on those read (fvecs, debian).
         #[arg(long, default_value_t = 100_000)]
         n: usize,
-        /// Queries (synthetic).
+        /// Queries (synthetic), or a limit on those read (debian).
         #[arg(long, default_value_t = 1000)]
         queries: usize,
+        /// Corpus (debian).
+        #[arg(long, default_value = "../shared/data/debian-descriptions.jsonl.zst")]
+        corpus: PathBuf,
+        /// Folder with queries.jsonl (debian).
+        #[arg(long, default_value = "../shared/eval/debian-knownitem")]
+        eval: PathBuf,
+        /// Models folder (debian).
+        #[arg(long, env = "NAKSHA_MODELS_DIR", default_value = "naksha-models")]
+        models_dir: PathBuf,
+        /// Model (debian).
+        #[arg(long, default_value = "all-minilm-l6-v2")]
+        model: String,
         /// Dimension (synthetic).
         #[arg(long, default_value_t = 128)]
         dim: usize,
@@ -114,24 +128,24 @@ enum Command {
     },
     /// Retrieval quality (MRR@10, nDCG@10, recall) and latency of text, vector and hybrid search, beside bm25s.
     Quality {
-        #[arg(long, default_value = "../shared/data/debian-descriptions.jsonl.zst")]
-        corpus: PathBuf,
-        /// Folder with queries.jsonl and qrels.tsv.
-        #[arg(long, default_value = "../shared/eval/debian-knownitem")]
-        eval: PathBuf,
-        /// Records taken from the start of the corpus.
-        #[arg(long, default_value_t = usize::MAX)]
-        docs: usize,
-        /// Queries run.
-        #[arg(long, default_value_t = usize::MAX)]
-        queries: usize,
-        #[arg(long, env = "NAKSHA_MODELS_DIR", default_value = "naksha-models")]
-        models_dir: PathBuf,
-        #[arg(long, default_value = "all-minilm-l6-v2")]
-        model: String,
+        #[command(flatten)]
+        set: KnownItemArgs,
         /// Skip the bm25s peer (creates bench/.venv-bm25 otherwise).
         #[arg(long)]
         skip_peer: bool,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Grounded answers on the known-item set: how often the right record is cited, latency, context tokens.
+    Rag {
+        #[command(flatten)]
+        set: KnownItemArgs,
+        /// Comma-separated context budgets (max_context_tokens), one row each.
+        #[arg(long, default_value = "256,1500")]
+        budgets: String,
+        /// Context passages per answer.
+        #[arg(long, default_value_t = 8)]
+        limit: usize,
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -158,6 +172,16 @@ fn metric(s: &str) -> Result<Metric> {
     })
 }
 
+/// Prints the report and writes it to `out` when given.
+fn emit(md: &str, out: Option<PathBuf>) -> Result<()> {
+    println!("{md}");
+    if let Some(path) = out {
+        fs_err::write(&path, md)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     match Cli::parse().command {
@@ -165,6 +189,10 @@ fn main() -> Result<()> {
             dataset,
             n,
             queries,
+            corpus,
+            eval,
+            models_dir,
+            model,
             dim,
             metric: m,
             base,
@@ -190,18 +218,17 @@ fn main() -> Result<()> {
                     (Some(b), Some(q)) => datasets::from_fvecs(&b, &q, metric, Some(n))?,
                     _ => bail!("--dataset fvecs needs --base and --query-file"),
                 },
+                "debian" => {
+                    let eval_dir = eval;
+                    datasets::debian(&KnownItemArgs { corpus, eval_dir, models_dir, model, docs: n, queries })?
+                }
                 other => bail!("unknown dataset {other:?}"),
             };
             let efs = efs.split(',').map(|e| e.trim().parse()).collect::<Result<Vec<usize>, _>>()?;
             let python_peers = peers.split(',').filter(|p| !p.is_empty()).map(str::to_owned).collect();
             let args = ann::AnnArgs { m: links, ef_construction, efs, k, int8, skip_peer, python_peers };
             let r = ann::run(&ds, &args)?;
-            let md = report::ann_markdown(&r, &command);
-            println!("{md}");
-            if let Some(path) = out {
-                fs_err::write(&path, md)?;
-                eprintln!("wrote {}", path.display());
-            }
+            emit(&report::ann_markdown(&r, &command), out)?;
         }
         Command::Load { url, points, dim, clients, seconds, upsert_batch, out } => {
             let clients = clients.split(',').map(|c| c.trim().parse()).collect::<Result<Vec<usize>, _>>()?;
@@ -215,39 +242,25 @@ fn main() -> Result<()> {
                 }
             };
             let cells = naksha_bench::load::run(&base, &args)?;
-            let md = naksha_bench::load::markdown(&cells, &args, &command);
-            println!("{md}");
-            if let Some(path) = out {
-                fs_err::write(&path, md)?;
-            }
+            emit(&naksha_bench::load::markdown(&cells, &args, &command), out)?;
         }
         Command::Embed { corpus, docs, models_dir, model, skip_peer, out } => {
             let texts = naksha_bench::embed::read_texts(&corpus, docs)?;
             let source = format!("the first {} records of {}", texts.len(), corpus.display());
             let args = naksha_bench::embed::EmbedArgs { models_dir, model, texts, source, skip_peer };
             let r = naksha_bench::embed::run(&args)?;
-            let md = naksha_bench::embed::markdown(&r, &args, &command);
-            println!("{md}");
-            if let Some(path) = out {
-                fs_err::write(&path, md)?;
-            }
+            emit(&naksha_bench::embed::markdown(&r, &args, &command), out)?;
         }
-        Command::Quality { corpus, eval, docs, queries, models_dir, model, skip_peer, out } => {
-            let args = naksha_bench::quality::QualityArgs {
-                corpus,
-                eval_dir: eval,
-                models_dir,
-                model,
-                docs,
-                queries,
-                skip_peer,
-            };
+        Command::Quality { set, skip_peer, out } => {
+            let args = naksha_bench::quality::QualityArgs { set, skip_peer };
             let r = naksha_bench::quality::run(&args)?;
-            let md = naksha_bench::quality::markdown(&r, &args, &command);
-            println!("{md}");
-            if let Some(path) = out {
-                fs_err::write(&path, md)?;
-            }
+            emit(&naksha_bench::quality::markdown(&r, &args, &command), out)?;
+        }
+        Command::Rag { set, budgets, limit, out } => {
+            let budgets = budgets.split(',').map(|b| b.trim().parse()).collect::<Result<Vec<usize>, _>>()?;
+            let args = naksha_bench::rag::RagArgs { set, budgets, limit };
+            let r = naksha_bench::rag::run(&args)?;
+            emit(&naksha_bench::rag::markdown(&r, &args, &command), out)?;
         }
         Command::CorpusVectors { corpus, docs, models_dir, model } => {
             let records = naksha_bench::corpus::read(&corpus, docs)?;

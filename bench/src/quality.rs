@@ -21,23 +21,79 @@ use serde_json::{json, Value};
 use crate::corpus::{self, Record};
 use crate::load::{agent, percentile};
 
-/// Settings of one run.
-#[derive(Clone, Debug)]
-pub struct QualityArgs {
+/// A known-item set loaded into Naksha: which corpus, questions and model.
+#[derive(Clone, Debug, clap::Args)]
+pub struct KnownItemArgs {
     /// Corpus JSONL (`id`, `text`), plain or `.zst`.
+    #[arg(long, default_value = "../shared/data/debian-descriptions.jsonl.zst")]
     pub corpus: PathBuf,
     /// Folder with `queries.jsonl` and `qrels.tsv`.
+    #[arg(long = "eval", default_value = "../shared/eval/debian-knownitem")]
     pub eval_dir: PathBuf,
-    /// Models folder and model name.
+    /// Models folder.
+    #[arg(long, env = "NAKSHA_MODELS_DIR", default_value = "naksha-models")]
     pub models_dir: PathBuf,
     /// Model name.
+    #[arg(long, default_value = "all-minilm-l6-v2")]
     pub model: String,
     /// Records taken from the start of the corpus (queries whose record is not loaded are dropped).
+    #[arg(long, default_value_t = usize::MAX)]
     pub docs: usize,
     /// Queries run (from the start of the file).
+    #[arg(long, default_value_t = usize::MAX)]
     pub queries: usize,
+}
+
+/// Settings of one quality run.
+#[derive(Clone, Debug)]
+pub struct QualityArgs {
+    /// Corpus, questions, model.
+    pub set: KnownItemArgs,
     /// Skip the bm25s peer.
     pub skip_peer: bool,
+}
+
+/// A known-item set in a fresh server on loopback (stopped, and its data
+/// directory removed, when this is dropped).
+pub struct Loaded<S> {
+    /// The records loaded.
+    pub records: Vec<Record>,
+    /// Questions whose record is loaded, with that record's id.
+    pub queries: Vec<(String, u64)>,
+    /// The server's base URL; the collection is `debian`.
+    pub base: String,
+    /// Seconds to load the collection over HTTP (vectors given, texts indexed).
+    pub load_secs: f64,
+    _server: S,
+    _dir: tempfile::TempDir,
+}
+
+impl<S> std::fmt::Debug for Loaded<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded")
+            .field("records", &self.records.len())
+            .field("queries", &self.queries.len())
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads the set, embeds the corpus (or reads its cached vectors), starts a
+/// server and loads every record (vector and `text` field) into `debian`.
+pub fn load_set(set: &KnownItemArgs) -> Result<Loaded<impl Drop>> {
+    let records = corpus::read(&set.corpus, set.docs)?;
+    let loaded: std::collections::HashSet<u64> = records.iter().map(|r| r.id).collect();
+    let queries: Vec<(String, u64)> =
+        read_queries(&set.eval_dir)?.into_iter().filter(|q| loaded.contains(&q.1)).take(set.queries).collect();
+    if queries.is_empty() {
+        bail!("no query has its relevant record among the {} records loaded", records.len());
+    }
+    let texts: Vec<&str> = records.iter().map(|r| r.text.as_str()).collect();
+    let (vectors, dim) = corpus::vectors(&set.models_dir, &set.model, &texts)?;
+    let dir = tempfile::tempdir()?;
+    let (base, server) = crate::load::start_server(dir.path(), Some(&set.models_dir))?;
+    let load_secs = load(&base, &set.model, &records, &vectors, dim)?;
+    Ok(Loaded { records, queries, base, load_secs, _server: server, _dir: dir })
 }
 
 /// Quality and latency of one engine and mode.
@@ -108,18 +164,8 @@ pub fn read_queries(eval_dir: &Path) -> Result<Vec<(String, u64)>> {
 
 /// Run the bench.
 pub fn run(args: &QualityArgs) -> Result<QualityReport> {
-    let records = corpus::read(&args.corpus, args.docs)?;
-    let loaded: std::collections::HashSet<u64> = records.iter().map(|r| r.id).collect();
-    let queries: Vec<(String, u64)> =
-        read_queries(&args.eval_dir)?.into_iter().filter(|q| loaded.contains(&q.1)).take(args.queries).collect();
-    if queries.is_empty() {
-        bail!("no query has its relevant record among the {} records loaded", records.len());
-    }
-    let texts: Vec<&str> = records.iter().map(|r| r.text.as_str()).collect();
-    let (vectors, dim) = corpus::vectors(&args.models_dir, &args.model, &texts)?;
-    let dir = tempfile::tempdir()?;
-    let (base, _server) = crate::load::start_server(dir.path(), Some(&args.models_dir))?;
-    let load_secs = load(&base, &args.model, &records, &vectors, dim)?;
+    let set = load_set(&args.set)?;
+    let (records, queries, base) = (&set.records, &set.queries, &set.base);
     let relevant: Vec<u64> = queries.iter().map(|q| q.1).collect();
     let mut rows = Vec::new();
     let modes = [
@@ -132,7 +178,7 @@ pub fn run(args: &QualityArgs) -> Result<QualityReport> {
         ),
     ];
     for (name, extra) in modes {
-        let (ranked, mut ms) = query_all(&base, &queries, &extra)?;
+        let (ranked, mut ms) = query_all(base, queries, 100, &extra)?;
         ms.sort_by(f64::total_cmp);
         let (mrr10, ndcg10, recall) = score(&ranked, &relevant);
         let latency = Some((percentile(&ms, 0.5), percentile(&ms, 0.99)));
@@ -140,14 +186,14 @@ pub fn run(args: &QualityArgs) -> Result<QualityReport> {
         eprintln!("{name}: MRR@10 {mrr10:.4}");
     }
     if !args.skip_peer {
-        let (name, ranked) = run_peer(&records, &queries)?;
+        let (name, ranked) = run_peer(records, queries)?;
         let (mrr10, ndcg10, recall) = score(&ranked, &relevant);
         rows.insert(1, Row { name, mrr10, ndcg10, recall, latency: None });
     }
-    Ok(QualityReport { docs: records.len(), queries: queries.len(), load_secs, rows })
+    Ok(QualityReport { docs: records.len(), queries: queries.len(), load_secs: set.load_secs, rows })
 }
 
-fn post(agent: &ureq::Agent, url: &str, content_type: &str, body: String) -> Result<Value> {
+pub(crate) fn post(agent: &ureq::Agent, url: &str, content_type: &str, body: String) -> Result<Value> {
     let res = agent.post(url).header("Content-Type", content_type).send(body)?;
     let status = res.status().as_u16();
     let v: Value = serde_json::from_str(&res.into_body().read_to_string()?)?;
@@ -193,12 +239,17 @@ fn load(base: &str, model: &str, records: &[Record], vectors: &[f32], dim: usize
     Ok(secs)
 }
 
-/// Every query, one at a time: the top 100 ids and the latency in ms.
-fn query_all(base: &str, queries: &[(String, u64)], extra: &Value) -> Result<(Vec<Vec<u64>>, Vec<f64>)> {
+/// Every query, one at a time, as plain words: the top `limit` ids and the latency in ms.
+pub(crate) fn query_all(
+    base: &str,
+    queries: &[(String, u64)],
+    limit: usize,
+    extra: &Value,
+) -> Result<(Vec<Vec<u64>>, Vec<f64>)> {
     let a = agent();
     let url = format!("{base}/v1/collections/debian/query");
     let body = |text: &str| {
-        let mut b = json!({"text": plain(text), "limit": 100, "with_payload": false});
+        let mut b = json!({"text": text, "syntax": "plain", "limit": limit, "with_payload": false});
         if let (Some(b), Some(e)) = (b.as_object_mut(), extra.as_object()) {
             b.extend(e.clone());
         }
@@ -214,12 +265,6 @@ fn query_all(base: &str, queries: &[(String, u64)], extra: &Value) -> Result<(Ve
         ranked.push(ids);
     }
     Ok((ranked, ms))
-}
-
-/// `text` with the query language's operator characters (`:`, `"`, `(`, `+`,
-/// `^`, ...) turned into spaces, so every synopsis is a plain bag of words.
-pub fn plain(text: &str) -> String {
-    text.chars().map(|c| if c.is_alphanumeric() || c.is_whitespace() || ".,".contains(c) { c } else { ' ' }).collect()
 }
 
 /// bm25s through `peers/bm25_peer.py`: the top 100 corpus ids per query.
@@ -261,9 +306,9 @@ pub fn markdown(r: &QualityReport, args: &QualityArgs, command: &str) -> String 
         s,
         "- Data: {} records of {} (the `text` field only), {} queries of {}",
         r.docs,
-        args.corpus.display(),
+        args.set.corpus.display(),
         r.queries,
-        args.eval_dir.display()
+        args.set.eval_dir.display()
     );
     let _ = writeln!(
         s,
@@ -272,7 +317,7 @@ pub fn markdown(r: &QualityReport, args: &QualityArgs, command: &str) -> String 
          latency is client-side wall time",
         r.load_secs,
         r.docs as f64 / r.load_secs.max(1e-9),
-        args.model
+        args.set.model
     );
     let _ = writeln!(s, "- Command: `{command}`\n");
     let _ = writeln!(s, "| engine / mode | MRR@10 | nDCG@10 | R@1 | R@10 | R@100 | p50 ms | p99 ms |");

@@ -94,10 +94,9 @@ fn embed_smoke_runs_naksha_and_reports() {
     assert!(md.contains("| Naksha (Candle") && md.contains("docs/s"), "{md}");
 }
 
-#[test]
-fn quality_smoke_on_the_bundled_packages() {
-    // The quickstart's 36 packages: each synopsis ("Web browser") is a query for its description.
-    let dir = tempfile::tempdir().unwrap();
+/// The quickstart's 36 packages as a known-item set: each synopsis ("Web
+/// browser") is a query for its description.
+fn packages_set(dir: &std::path::Path) -> naksha_bench::quality::KnownItemArgs {
     let packages =
         fs_err::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../clients/rust/examples/data/packages.jsonl"))
             .unwrap();
@@ -110,20 +109,25 @@ fn quality_smoke_on_the_bundled_packages() {
         queries += &format!("{}\n", serde_json::json!({"qid": qid, "query": synopsis}));
         qrels += &format!("{qid}\t{}\t1\n", p["id"]);
     }
-    let eval = dir.path().join("eval");
+    let eval = dir.join("eval");
     fs_err::create_dir_all(&eval).unwrap();
-    fs_err::write(dir.path().join("corpus.jsonl"), corpus).unwrap();
+    fs_err::write(dir.join("corpus.jsonl"), corpus).unwrap();
     fs_err::write(eval.join("queries.jsonl"), queries).unwrap();
     fs_err::write(eval.join("qrels.tsv"), qrels).unwrap();
-    let args = naksha_bench::quality::QualityArgs {
-        corpus: dir.path().join("corpus.jsonl"),
+    naksha_bench::quality::KnownItemArgs {
+        corpus: dir.join("corpus.jsonl"),
         eval_dir: eval,
         models_dir: naksha_embed::testing::models_dir(),
         model: naksha_embed::testing::MODEL.into(),
         docs: usize::MAX,
         queries: usize::MAX,
-        skip_peer: true,
-    };
+    }
+}
+
+#[test]
+fn quality_smoke_on_the_bundled_packages() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = naksha_bench::quality::QualityArgs { set: packages_set(dir.path()), skip_peer: true };
     let r = naksha_bench::quality::run(&args).unwrap();
     assert_eq!((r.docs, r.queries, r.rows.len()), (36, 36, 4));
     for row in &r.rows {
@@ -133,4 +137,46 @@ fn quality_smoke_on_the_bundled_packages() {
     }
     let md = naksha_bench::quality::markdown(&r, &args, "t");
     assert!(md.contains("| Naksha text (BM25) |") && md.contains("| Naksha hybrid (RRF, k=60) |"), "{md}");
+}
+
+#[test]
+fn rag_smoke_on_the_bundled_packages() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut set = packages_set(dir.path());
+    set.queries = 12;
+    let args = naksha_bench::rag::RagArgs { set, budgets: vec![32, 1500], limit: 4 };
+    let r = naksha_bench::rag::run(&args).unwrap();
+    assert_eq!((r.docs, r.queries, r.rows.len()), (36, 12, 2));
+    assert!(r.retrieval.at_limit >= r.retrieval.at1 && r.retrieval.at1 > 0.3, "{:?}", r.retrieval);
+    for row in &r.rows {
+        assert_eq!(row.over_budget, 0, "{row:?}");
+        assert!(row.tokens.2 <= row.budget && row.tokens.0 > 0.0, "{row:?}");
+        assert!(row.answered > 0.9 && row.cited >= row.cited_first && row.latency.1 >= row.latency.0, "{row:?}");
+    }
+    // With room for every passage the answers cite the right package for most synopses.
+    assert!(r.rows[1].cited > 0.5 && r.rows[1].contexts > r.rows[0].contexts, "{:?}", r.rows);
+    let md = naksha_bench::rag::markdown(&r, &args, "t");
+    assert!(md.contains("| 1500 |") && md.contains("hybrid search alone"), "{md}");
+}
+
+#[test]
+fn debian_dataset_from_a_known_item_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut set = packages_set(dir.path());
+    set.queries = 10;
+    let ds = datasets::debian(&set).unwrap();
+    assert_eq!((ds.len(), ds.num_queries(), ds.dim, ds.metric), (36, 10, 384, Metric::Cosine));
+    let norm: f32 = ds.queries[..384].iter().map(|x| x * x).sum();
+    assert!((norm - 1.0).abs() < 1e-3, "{norm}");
+    let args = ann::AnnArgs {
+        m: 8,
+        ef_construction: 32,
+        efs: vec![64],
+        k: 5,
+        int8: false,
+        skip_peer: true,
+        python_peers: vec![],
+    };
+    let r = ann::run(&ds, &args).unwrap();
+    assert!(r.engines[0].curve[0].recall > 0.99, "{:?}", r.engines[0].curve);
 }
