@@ -33,6 +33,8 @@ echo; echo "== 'look at the night sky', only in section science (a payload filte
 "$bin" query --collection packages --text 'look at the night sky' --limit 1 --filter '{"must": [{"key": "section", "match": "science"}]}'
 echo; echo "== full-text only, a phrase, with highlights: '\"colour correction\"'"
 "$bin" query --collection packages --text '"colour correction"' --mode text --highlight --limit 1
+echo; echo "== ask a question (RAG): an answer quoted from the packages, each sentence cited"
+"$bin" rag --collection packages --question 'How can I remove noise from a sound recording?' --limit 3
 echo; echo "== create a collection: 3-d RGB vectors, l2, keyword index on 'tone'"
 "$bin" collections create colors --dim 3 --metric l2 --index tone=keyword
 echo; echo "== load the bundled sample (CSS named colours)"

@@ -247,3 +247,35 @@ pub fn query(client: &Client, collection: &str, what: QueryInput, opts: &QueryOp
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
 }
+
+/// `naksha rag`: the answer, then one line per citation.
+pub fn rag(client: &Client, collection: &str, mut body: Value, filter: Option<&str>) -> Result<()> {
+    if let Some(f) = filter {
+        body["filter"] = serde_json::from_str(f).context("--filter must be JSON")?;
+    }
+    let v = client.ok(
+        "POST",
+        &format!("/v1/collections/{collection}/rag"),
+        Some(("application/json", body.to_string())),
+    )?;
+    let answer = v["answer"].as_str().unwrap_or_default();
+    println!("{}", if answer.is_empty() { "(nothing in the collection answers this)" } else { answer });
+    for (n, c) in v["citations"].as_array().into_iter().flatten().enumerate() {
+        println!(
+            "[{}] {} ({} characters {}-{}): {}",
+            n + 1,
+            c["id"],
+            c["field"].as_str().unwrap_or_default(),
+            c["start"],
+            c["end"],
+            c["text"].as_str().unwrap_or_default()
+        );
+    }
+    println!(
+        "({} passages, {} context tokens, {:.0} ms)",
+        v["contexts"],
+        v["context_tokens"],
+        v["took_ms"].as_f64().unwrap_or_default()
+    );
+    Ok(())
+}

@@ -101,6 +101,26 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Ask a question: an answer from the collection's text, with citations (RAG, extractive).
+    Rag {
+        /// Collection (it needs an embedding model).
+        #[arg(long)]
+        collection: String,
+        /// The question, in plain words.
+        #[arg(long)]
+        question: String,
+        /// Most context passages.
+        #[arg(long, default_value_t = 8)]
+        limit: usize,
+        /// Token budget for the passages.
+        #[arg(long, default_value_t = 1500)]
+        max_context_tokens: usize,
+        /// Filter as JSON.
+        #[arg(long)]
+        filter: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 #[derive(Subcommand)]
@@ -154,6 +174,11 @@ fn main() -> Result<()> {
             };
             let opts = cli::QueryOptions { limit, filter, mode, highlight };
             cli::query(&Client::new(&remote.url, remote.api_key), &collection, what, &opts)
+        }
+        Command::Rag { collection, question, limit, max_context_tokens, filter, remote } => {
+            let body =
+                serde_json::json!({"question": question, "limit": limit, "max_context_tokens": max_context_tokens});
+            cli::rag(&Client::new(&remote.url, remote.api_key), &collection, body, filter.as_deref())
         }
         Command::Models { action: ModelsAction::List { models_dir } } => cli::models_list(&models_dir),
     }

@@ -216,3 +216,36 @@ fn a_client_that_hangs_up_stops_the_generator() {
     // The server is fine afterwards.
     assert_eq!(s.send("POST", "/v1/collections/docs/rag", &json!({"question": "ping"}).to_string()).0, 200);
 }
+
+#[test]
+fn cli_asks_and_prints_citations() {
+    let data = tempfile::tempdir().unwrap();
+    let s = start(data.path());
+    let naksha = |args: &[&str]| {
+        let out =
+            std::process::Command::new(env!("CARGO_BIN_EXE_naksha")).args(args).env("NAKSHA_URL", &s.url).output();
+        let out = out.unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = naksha(&["rag", "--collection", "docs", "--question", "How do I extract files from an archive?"]);
+    assert!(ok, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].contains("The -x option extracts files again. ["), "{out}");
+    let cited: Vec<&str> = lines[1..].iter().copied().filter(|l| l.starts_with('[')).collect();
+    assert!(!cited.is_empty() && cited.iter().all(|l| l.contains(" (text characters ")), "{out}");
+    assert!(
+        cited.iter().any(|l| l.contains("\"tar#") && l.ends_with(": The -x option extracts files again.")),
+        "{out}"
+    );
+    assert!(out.trim_end().ends_with("ms)") && out.contains("context tokens"), "{out}");
+    let filter = r#"{"must": [{"key": "section", "match": "net"}]}"#;
+    let (ok, out) = naksha(&["rag", "--collection", "docs", "--question", "extract an archive", "--filter", filter]);
+    assert!(ok && !out.contains("tar#"), "{out}");
+    let (ok, out) = naksha(&["rag", "--collection", "docs", "--question", "q", "--max-context-tokens", "0"]);
+    assert!(!ok && out.contains("max_context_tokens must be between"), "{out}");
+    let (ok, out) = naksha(&["rag", "--collection", "docs", "--question", "q", "--filter", "{"]);
+    assert!(!ok && out.contains("--filter must be JSON"), "{out}");
+}
