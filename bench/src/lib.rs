@@ -5,6 +5,7 @@
 //! - [`peers`]: hnswlib, faiss and usearch through a Python script, same data, same run.
 //! - [`corpus`]: the Debian corpus of `../shared/data` and its cached MiniLM vectors.
 //! - [`embed`]: embedding docs/s and tokens/s beside sentence-transformers, same texts, same run.
+//! - [`ingest`]: durable upserts/s through the embedded API and HTTP NDJSON, one or several writers.
 //! - [`load`]: concurrent HTTP clients on loopback for a bounded time: QPS, p50/p99.
 //! - [`quality`]: MRR/nDCG/recall and latency of text, vector and hybrid search on a labelled set, beside bm25s.
 //! - [`rag`]: how often grounded answers cite the right record, latency and context tokens, on the same set.
@@ -15,6 +16,7 @@ pub mod ann;
 pub mod corpus;
 pub mod datasets;
 pub mod embed;
+pub mod ingest;
 pub mod load;
 pub mod peers;
 pub mod quality;

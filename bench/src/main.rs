@@ -109,6 +109,22 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Durable ingest throughput (points/s) through the embedded API and HTTP NDJSON.
+    Ingest {
+        /// Points written per cell.
+        #[arg(long, default_value_t = 200_000)]
+        points: usize,
+        #[arg(long, default_value_t = 128)]
+        dim: usize,
+        /// Points per batch (request).
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        /// Comma-separated writer counts.
+        #[arg(long, default_value = "1,4")]
+        writers: String,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Embedding throughput beside sentence-transformers on the same texts.
     Embed {
         /// JSONL (or .jsonl.zst) with a `text` field per line.
@@ -243,6 +259,12 @@ fn main() -> Result<()> {
             };
             let cells = naksha_bench::load::run(&base, &args)?;
             emit(&naksha_bench::load::markdown(&cells, &args, &command), out)?;
+        }
+        Command::Ingest { points, dim, batch, writers, out } => {
+            let writers = writers.split(',').map(|w| w.trim().parse()).collect::<Result<Vec<usize>, _>>()?;
+            let args = naksha_bench::ingest::IngestArgs { points, dim, batch, writers };
+            let cells = naksha_bench::ingest::run(&args)?;
+            emit(&naksha_bench::ingest::markdown(&cells, &args, &command), out)?;
         }
         Command::Embed { corpus, docs, models_dir, model, skip_peer, out } => {
             let texts = naksha_bench::embed::read_texts(&corpus, docs)?;
