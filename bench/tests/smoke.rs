@@ -194,3 +194,17 @@ fn debian_dataset_from_a_known_item_set() {
     // 36 points: near-exact (ties between equally close packages may swap).
     assert!(r.engines[0].curve[0].recall > 0.9, "{:?}", r.engines[0].curve);
 }
+
+#[test]
+fn corpus_vectors_come_from_the_cache_without_the_model() {
+    let texts = ["a cached text for the corpus cache test", "and a second one"];
+    let models = naksha_embed::testing::models_dir();
+    let (first, dim) = naksha_bench::corpus::vectors(&models, naksha_embed::testing::MODEL, &texts).unwrap();
+    assert_eq!((first.len(), dim), (2 * 384, 384));
+    // A hit reads the file only: a models folder that does not exist is never opened.
+    let missing = std::path::Path::new("/nonexistent/models");
+    let (again, dim) = naksha_bench::corpus::vectors(missing, naksha_embed::testing::MODEL, &texts).unwrap();
+    assert_eq!((again, dim), (first, 384));
+    let other = ["a text that was never embedded here"];
+    assert!(naksha_bench::corpus::vectors(missing, naksha_embed::testing::MODEL, &other).is_err());
+}
