@@ -90,11 +90,7 @@ pub fn vectors(models_dir: &Path, model: &str, texts: &[&str]) -> Result<(Vec<f3
     let m = models.get(model)?;
     let dim = m.dim();
     let started = Instant::now();
-    let bar = indicatif::ProgressBar::new(texts.len() as u64).with_message(format!("embedding with {model}"));
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}]")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let bar = crate::report::progress(texts.len(), format!("embedding with {model}"));
     let mut out = Vec::with_capacity(texts.len() * dim);
     for chunk in texts.chunks(512) {
         for v in m.embed(chunk)? {

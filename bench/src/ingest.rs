@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::datasets::synthetic;
 use crate::load::agent;
-use crate::quality::post;
+use crate::quality::{create_collection, post};
 
 /// Settings of one run.
 #[derive(Clone, Debug)]
@@ -113,16 +113,7 @@ fn http(base: &[f32], args: &IngestArgs, writers: usize) -> Result<IngestCell> {
     let dir = tempfile::tempdir()?;
     let (url, _server) = crate::load::start_server(dir.path(), None)?;
     let a = agent();
-    let config = json!({"vectors": {"dim": args.dim, "metric": "l2"}});
-    let status = a
-        .put(format!("{url}/v1/collections/ingest"))
-        .header("Content-Type", "application/json")
-        .send(config.to_string())?
-        .status()
-        .as_u16();
-    if status != 201 {
-        bail!("creating the collection: {status}");
-    }
+    create_collection(&a, &url, "ingest", &json!({"vectors": {"dim": args.dim, "metric": "l2"}}))?;
     // Bodies are made before the clock starts: the client's JSON work is not Naksha's.
     let rows: Vec<&[f32]> = base.chunks_exact(args.dim).collect();
     let bodies: Vec<String> = rows
@@ -137,9 +128,8 @@ fn http(base: &[f32], args: &IngestArgs, writers: usize) -> Result<IngestCell> {
         })
         .collect();
     let points_url = format!("{url}/v1/collections/ingest/points");
-    let secs = drive(bodies.len(), writers, |b| {
-        post(&agent(), &points_url, "application/x-ndjson", bodies[b].clone()).map(|_| ())
-    })?;
+    let secs =
+        drive(bodies.len(), writers, |b| post(&a, &points_url, "application/x-ndjson", bodies[b].clone()).map(|_| ()))?;
     let info: serde_json::Value =
         serde_json::from_str(&a.get(format!("{url}/v1/collections/ingest")).call()?.into_body().read_to_string()?)?;
     if info["points"].as_u64() != Some(rows.len() as u64) {

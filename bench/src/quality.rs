@@ -203,16 +203,22 @@ pub(crate) fn post(agent: &ureq::Agent, url: &str, content_type: &str, body: Str
     Ok(v)
 }
 
+/// `PUT /v1/collections/{name}` with `config`; anything but 201 is an error.
+pub(crate) fn create_collection(agent: &ureq::Agent, base: &str, name: &str, config: &Value) -> Result<()> {
+    let res = agent.put(format!("{base}/v1/collections/{name}")).header("Content-Type", "application/json");
+    let status = res.send(config.to_string())?.status().as_u16();
+    if status != 201 {
+        bail!("creating the collection {name}: {status}");
+    }
+    Ok(())
+}
+
 /// Create the collection and load every record (vector and `text` field) as NDJSON.
 fn load(base: &str, model: &str, records: &[Record], vectors: &[f32], dim: usize) -> Result<f64> {
     let a = agent();
     let config = json!({"vectors": {"dim": dim, "metric": "cosine"}, "embed": {"model": model, "fields": ["text"]},
                         "text_fields": ["text"]});
-    let res = a.put(format!("{base}/v1/collections/debian")).header("Content-Type", "application/json");
-    let status = res.send(config.to_string())?.status().as_u16();
-    if status != 201 {
-        bail!("creating the collection: {status}");
-    }
+    create_collection(&a, base, "debian", &config)?;
     let started = Instant::now();
     for (batch, vecs) in records.chunks(500).zip(vectors.chunks(500 * dim)) {
         let mut body = String::new();

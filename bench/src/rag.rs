@@ -112,11 +112,7 @@ fn ask_all(base: &str, queries: &[(String, u64)], limit: usize, budget: usize) -
     let url = format!("{base}/v1/collections/debian/rag");
     let body = |q: &str| json!({"question": q, "limit": limit, "max_context_tokens": budget}).to_string();
     post(&a, &url, "application/json", body(&queries[0].0))?; // warm-up
-    let bar = indicatif::ProgressBar::new(queries.len() as u64).with_message(format!("rag, budget {budget}"));
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}]")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let bar = crate::report::progress(queries.len(), format!("rag, budget {budget}"));
     let (mut answers, mut ms) = (Vec::with_capacity(queries.len()), Vec::with_capacity(queries.len()));
     for (q, _) in queries {
         let t = Instant::now();

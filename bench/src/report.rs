@@ -16,6 +16,16 @@ pub fn machine() -> String {
     format!("{cpu}, {cores} cores, kernels: {}", naksha_index::distance::active().name)
 }
 
+/// A progress bar for `len` steps of long bench work (hidden when stderr is not a terminal).
+pub fn progress(len: usize, msg: String) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len as u64).with_message(msg);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}]")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
 /// Render an ANN sweep as markdown.
 pub fn ann_markdown(r: &AnnReport, command: &str) -> String {
     let mut s = String::new();

@@ -223,6 +223,14 @@ pub fn import(client: &Client, file: &Path, collection: &str, batch: usize) -> R
     Ok(())
 }
 
+/// POSTs `body` (with `--filter`, when given, as its `filter`) to a collection's `endpoint`.
+fn post_to(client: &Client, collection: &str, endpoint: &str, mut body: Value, filter: Option<&str>) -> Result<Value> {
+    if let Some(f) = filter {
+        body["filter"] = serde_json::from_str(f).context("--filter must be JSON")?;
+    }
+    client.ok("POST", &format!("/v1/collections/{collection}/{endpoint}"), Some(("application/json", body.to_string())))
+}
+
 /// `naksha query`.
 pub fn query(client: &Client, collection: &str, what: QueryInput, opts: &QueryOptions) -> Result<()> {
     let mut body = json!({"limit": opts.limit, "highlight": opts.highlight});
@@ -236,28 +244,14 @@ pub fn query(client: &Client, collection: &str, what: QueryInput, opts: &QueryOp
             body["with_text"] = json!(true);
         }
     }
-    if let Some(f) = &opts.filter {
-        body["filter"] = serde_json::from_str(f).context("--filter must be JSON")?;
-    }
-    let v = client.ok(
-        "POST",
-        &format!("/v1/collections/{collection}/query"),
-        Some(("application/json", body.to_string())),
-    )?;
+    let v = post_to(client, collection, "query", body, opts.filter.as_deref())?;
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
 }
 
 /// `naksha rag`: the answer, then one line per citation.
-pub fn rag(client: &Client, collection: &str, mut body: Value, filter: Option<&str>) -> Result<()> {
-    if let Some(f) = filter {
-        body["filter"] = serde_json::from_str(f).context("--filter must be JSON")?;
-    }
-    let v = client.ok(
-        "POST",
-        &format!("/v1/collections/{collection}/rag"),
-        Some(("application/json", body.to_string())),
-    )?;
+pub fn rag(client: &Client, collection: &str, body: Value, filter: Option<&str>) -> Result<()> {
+    let v = post_to(client, collection, "rag", body, filter)?;
     let answer = v["answer"].as_str().unwrap_or_default();
     println!("{}", if answer.is_empty() { "(nothing in the collection answers this)" } else { answer });
     for (n, c) in v["citations"].as_array().into_iter().flatten().enumerate() {
