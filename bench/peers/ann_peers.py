@@ -1,10 +1,17 @@
-"""Build one peer HNSW index and sweep ef, for `naksha-bench ann --peers python`.
+"""Build one peer HNSW index and sweep ef, for `naksha-bench ann --peers hnswlib,faiss`.
 
 Reads base/query vectors (fvecs) and ground truth (ivecs) written by the Rust
 command, builds the index with the given threads, then for each ef runs all
 queries with ONE thread. Queries go to the library as one batch so that each is
 answered by C++ one at a time, with no Python overhead per query (fairer to the
 peer than a Python loop). Prints one JSON object on stdout.
+
+With --labels and --filtered, the same sweep runs again under each filter: a
+point is admitted when its bucket (one byte per point) is below the filter's
+percentage. hnswlib gets its filter function (a Python callable per visited
+node: that is its API), faiss an IDSelectorBitmap (checked in C++).
+usearch is measured in-process by the Rust command instead: its predicate
+search is not in the Python binding.
 """
 
 import argparse
@@ -53,6 +60,24 @@ class Hnswlib:
         labels, _ = self.index.knn_query(queries, k=k, num_threads=1)
         return labels
 
+    def search_filtered(self, queries, k, ef, mask):
+        self.index.set_ef(max(ef, k))
+        admit = mask.tolist().__getitem__
+        try:
+            labels, _ = self.index.knn_query(queries, k=k, num_threads=1, filter=admit)
+            return labels
+        except RuntimeError:
+            # Some query found fewer than k admitted points: ask one by one and keep what each found.
+            return [self._one(q, k, admit) for q in queries]
+
+    def _one(self, q, k, admit):
+        for kk in range(k, 0, -1):
+            try:
+                return self.index.knn_query(q, k=kk, num_threads=1, filter=admit)[0][0]
+            except RuntimeError:
+                continue
+        return []
+
 
 class Faiss:
     def __init__(self, dim, metric, m, efc, threads, n):
@@ -73,24 +98,25 @@ class Faiss:
         _, labels = self.index.search(queries, k)
         return labels
 
-
-class Usearch:
-    def __init__(self, dim, metric, m, efc, threads, n):
-        from usearch.index import Index
-
-        self.index = Index(ndim=dim, metric="l2sq" if metric == "l2" else "ip", dtype="f32",
-                           connectivity=m, expansion_add=efc, expansion_search=64)
-        self.threads = threads
-
-    def build(self, base):
-        self.index.add(np.arange(len(base)), base, threads=self.threads)
-
-    def search(self, queries, k, ef):
-        self.index.expansion_search = max(ef, k)
-        return self.index.search(queries, k, threads=1).keys
+    def search_filtered(self, queries, k, ef, mask):
+        bits = np.packbits(mask, bitorder="little")
+        sel = self.faiss.IDSelectorBitmap(len(mask), self.faiss.swig_ptr(bits))
+        params = self.faiss.SearchParametersHNSW(sel=sel, efSearch=max(ef, k))
+        _, labels = self.index.search(queries, k, params=params)
+        return labels
 
 
-PEERS = {"hnswlib": Hnswlib, "faiss": Faiss, "usearch": Usearch}
+PEERS = {"hnswlib": Hnswlib, "faiss": Faiss}
+
+
+def sweep(search, queries, truth, k, efs):
+    curve = []
+    for ef in efs:
+        t = time.perf_counter()
+        got = search(queries, k, ef)
+        secs = time.perf_counter() - t
+        curve.append({"ef": ef, "recall": recall(truth, got, k), "qps": len(queries) / secs})
+    return curve
 
 
 def main():
@@ -105,6 +131,9 @@ def main():
     p.add_argument("--efs", default="10,16,24,32,48,64,96,128,192,256,400")
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--labels", help="one byte per base point: its filter bucket (0..99)")
+    p.add_argument("--filtered", default="", help="PERCENT:TRUTH.ivecs,... filtered sweeps")
+    p.add_argument("--filter-efs", default="", help="ef values of the filtered sweeps (default: --efs)")
     a = p.parse_args()
     base = read_vecs(a.base, np.float32)
     queries = read_vecs(a.queries, np.float32)
@@ -115,13 +144,19 @@ def main():
     peer.build(base)
     build_secs = time.perf_counter() - t
     rss = rss_bytes() - rss0
-    curve = []
-    for ef in (int(e) for e in a.efs.split(",")):
-        t = time.perf_counter()
-        got = peer.search(queries, a.k, ef)
-        secs = time.perf_counter() - t
-        curve.append({"ef": ef, "recall": recall(truth, got, a.k), "qps": len(queries) / secs})
-    json.dump({"engine": a.engine, "build_secs": build_secs, "rss_bytes": max(rss, 0), "curve": curve}, sys.stdout)
+    efs = [int(e) for e in a.efs.split(",")]
+    curve = sweep(peer.search, queries, truth, a.k, efs)
+    filtered = []
+    filter_efs = [int(e) for e in a.filter_efs.split(",")] if a.filter_efs else efs
+    if a.filtered:
+        labels = np.fromfile(a.labels, dtype=np.uint8)
+        for spec in a.filtered.split(","):
+            percent, path = spec.split(":", 1)
+            mask = labels < int(percent)
+            search = lambda q, k, ef, mask=mask: peer.search_filtered(q, k, ef, mask)
+            filtered.append({"percent": int(percent), "curve": sweep(search, queries, read_vecs(path, np.int32), a.k, filter_efs)})
+    out = {"engine": a.engine, "build_secs": build_secs, "rss_bytes": max(rss, 0), "curve": curve, "filtered": filtered}
+    json.dump(out, sys.stdout)
 
 
 if __name__ == "__main__":

@@ -74,9 +74,24 @@ enum Command {
         /// Run Naksha only (no peer), e.g. to compare two Naksha builds.
         #[arg(long)]
         skip_peer: bool,
-        /// Python peers too, comma-separated: hnswlib,faiss,usearch (creates bench/.venv).
+        /// Python peers too, comma-separated: hnswlib,faiss (creates bench/.venv).
+        /// hnsw_rs and usearch always run in-process unless --skip-peer.
         #[arg(long, default_value = "")]
         peers: String,
+        /// Filtered sweeps too: percentages of the points each filter admits, comma-separated
+        /// (empty for none).
+        #[arg(long, default_value = "10,1")]
+        filters: String,
+        /// Comma-separated ef values of the filtered sweeps (a filtered walk visits about
+        /// 1/selectivity times more nodes per unit of ef).
+        #[arg(long, default_value = "10,16,24,32,48,64,96,128")]
+        filter_efs: String,
+        /// Seed of the filters' per-point buckets.
+        #[arg(long, default_value_t = 7)]
+        filter_seed: u64,
+        /// With --out, skip the PNG plot (which needs bench/.venv-plot, made from PyPI on first use).
+        #[arg(long)]
+        no_plot: bool,
         /// Build threads (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
@@ -220,6 +235,10 @@ fn main() -> Result<()> {
             int8,
             skip_peer,
             peers,
+            filters,
+            filter_efs,
+            filter_seed,
+            no_plot,
             threads,
             seed,
             out,
@@ -241,10 +260,39 @@ fn main() -> Result<()> {
                 other => bail!("unknown dataset {other:?}"),
             };
             let efs = efs.split(',').map(|e| e.trim().parse()).collect::<Result<Vec<usize>, _>>()?;
+            let filter_efs = filter_efs.split(',').map(|e| e.trim().parse()).collect::<Result<Vec<usize>, _>>()?;
             let python_peers = peers.split(',').filter(|p| !p.is_empty()).map(str::to_owned).collect();
-            let args = ann::AnnArgs { m: links, ef_construction, efs, k, int8, skip_peer, python_peers };
+            let filter_percents = filters
+                .split(',')
+                .filter(|p| !p.trim().is_empty())
+                .map(|p| p.trim().parse())
+                .collect::<Result<Vec<u32>, _>>()?;
+            if filter_percents.iter().any(|&p| p == 0 || p > 100) {
+                bail!("--filters takes percentages from 1 to 100");
+            }
+            let args = ann::AnnArgs {
+                m: links,
+                ef_construction,
+                efs,
+                k,
+                int8,
+                skip_peer,
+                python_peers,
+                filter_percents,
+                filter_efs,
+                filter_seed,
+            };
             let r = ann::run(&ds, &args)?;
-            emit(&report::ann_markdown(&r, &command), out)?;
+            emit(&report::ann_markdown(&r, &command), out.clone())?;
+            if let Some(md) = out {
+                let json = md.with_extension("json");
+                fs_err::write(&json, serde_json::to_string_pretty(&r)?)?;
+                eprintln!("wrote {}", json.display());
+                if !no_plot {
+                    let png = naksha_bench::plot::ann(&json)?;
+                    eprintln!("wrote {}", png.display());
+                }
+            }
         }
         Command::Load { url, points, dim, clients, seconds, upsert_batch, out } => {
             let clients = clients.split(',').map(|c| c.trim().parse()).collect::<Result<Vec<usize>, _>>()?;

@@ -1,7 +1,8 @@
-//! Python peers (hnswlib, faiss `IndexHNSWFlat`, usearch), driven by the same
-//! command on the same data: the vectors and ground truth go to fvecs/ivecs
-//! files, `bench/peers/ann_peers.py` builds and sweeps one peer per process
-//! (so memory figures do not mix), and its JSON joins the report.
+//! Python peers (hnswlib, faiss `IndexHNSWFlat`), driven by the same command
+//! on the same data: the vectors and ground truth go to fvecs/ivecs files
+//! (the filters as one bucket byte per point and one truth file per filter),
+//! `bench/peers/ann_peers.py` builds and sweeps one peer per process (so memory
+//! figures do not mix), and its JSON joins the report.
 //!
 //! The command creates `bench/.venv` from the pinned `bench/peers/requirements.txt`
 //! on first use (PyPI only; hnswlib builds from source with the system C++ compiler).
@@ -14,6 +15,10 @@ use serde_json::Value;
 
 use crate::ann::{AnnArgs, CurvePoint, EngineRun};
 use crate::datasets::{write_fvecs, write_ivecs, Dataset};
+use crate::filtered::{Filter, NamedCurve};
+
+/// A peer's unfiltered run and its curves under each filter, in the filters' order.
+pub type PeerRun = (EngineRun, Vec<NamedCurve>);
 
 /// `bench/` of this checkout.
 pub(crate) fn bench_dir() -> PathBuf {
@@ -51,20 +56,36 @@ pub(crate) fn run_command(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// Run every requested peer on `ds` with the sweep's settings.
-pub fn run_peers(ds: &Dataset, args: &AnnArgs, truth: &[Vec<u32>], python: &Path) -> Result<Vec<EngineRun>> {
+/// Run every requested peer on `ds` with the sweep's settings, unfiltered and under each filter.
+pub fn run_peers(
+    ds: &Dataset,
+    args: &AnnArgs,
+    truth: &[Vec<u32>],
+    buckets: &[u8],
+    filters: &[Filter],
+    python: &Path,
+) -> Result<Vec<PeerRun>> {
     let dir = tempfile::tempdir()?;
     let (base, queries, gt) =
         (dir.path().join("base.fvecs"), dir.path().join("queries.fvecs"), dir.path().join("gt.ivecs"));
     write_fvecs(&base, ds.dim, &ds.base)?;
     write_fvecs(&queries, ds.dim, &ds.queries)?;
     write_ivecs(&gt, truth)?;
+    let labels = dir.path().join("labels.u8");
+    fs_err::write(&labels, buckets)?;
+    let mut specs = Vec::new();
+    for f in filters {
+        let path = dir.path().join(format!("gt-{}.ivecs", f.percent));
+        write_ivecs(&path, &f.truth)?;
+        specs.push(format!("{}:{}", f.percent, path.display()));
+    }
     let metric = match ds.metric {
         naksha_index::metric::Metric::L2 => "l2",
         naksha_index::metric::Metric::Cosine => "cosine",
         naksha_index::metric::Metric::Dot => "dot",
     };
-    let efs = args.efs.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+    let list = |efs: &[usize]| efs.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+    let (efs, filter_efs) = (list(&args.efs), list(&args.filter_efs));
     let mut runs = Vec::new();
     for peer in &args.python_peers {
         eprintln!("running {peer} ...");
@@ -79,26 +100,28 @@ pub fn run_peers(ds: &Dataset, args: &AnnArgs, truth: &[Vec<u32>], python: &Path
             .arg(&queries)
             .arg("--truth")
             .arg(&gt)
+            .arg("--labels")
+            .arg(&labels)
+            .args(["--filtered", &specs.join(","), "--filter-efs", &filter_efs])
             .output()
             .with_context(|| format!("cannot run the {peer} peer"))?;
         if !out.status.success() {
             bail!("{peer} failed: {}", String::from_utf8_lossy(&out.stderr));
         }
-        runs.push(parse_run(&String::from_utf8_lossy(&out.stdout))?);
-        if let Some(r) = runs.last() {
-            for p in &r.curve {
-                eprintln!("{:>12} ef={:<4} recall={:.4} qps={:.0}", r.name, p.ef, p.recall, p.qps);
-            }
+        let (run, filtered) = parse_run(&String::from_utf8_lossy(&out.stdout))?;
+        for p in &run.curve {
+            eprintln!("{:>12} ef={:<4} recall={:.4} qps={:.0}", run.name, p.ef, p.recall, p.qps);
         }
+        if filtered.len() != filters.len() {
+            bail!("{peer} returned {} filtered sweeps for {} filters", filtered.len(), filters.len());
+        }
+        runs.push((run, filtered));
     }
     Ok(runs)
 }
 
-/// Parse the peer script's JSON.
-pub fn parse_run(text: &str) -> Result<EngineRun> {
-    let v: Value = serde_json::from_str(text).context("peer output is not JSON")?;
-    let curve = v["curve"]
-        .as_array()
+fn parse_curve(v: &Value) -> Result<Vec<CurvePoint>> {
+    Ok(v.as_array()
         .context("no curve")?
         .iter()
         .map(|p| CurvePoint {
@@ -106,17 +129,37 @@ pub fn parse_run(text: &str) -> Result<EngineRun> {
             recall: p["recall"].as_f64().unwrap_or(0.0),
             qps: p["qps"].as_f64().unwrap_or(0.0),
         })
-        .collect();
-    Ok(EngineRun {
-        name: v["engine"].as_str().context("no engine")?.to_owned(),
+        .collect())
+}
+
+/// Parse the peer script's JSON: the unfiltered run and the filtered curves (named after the peer).
+pub fn parse_run(text: &str) -> Result<PeerRun> {
+    let v: Value = serde_json::from_str(text).context("peer output is not JSON")?;
+    let name = v["engine"].as_str().context("no engine")?.to_owned();
+    let filtered = match v.get("filtered").and_then(Value::as_array) {
+        Some(sweeps) => sweeps
+            .iter()
+            .map(|f| Ok(NamedCurve { name: name.clone(), curve: parse_curve(&f["curve"])? }))
+            .collect::<Result<Vec<_>>>()?,
+        None => Vec::new(),
+    };
+    let run = EngineRun {
         build_secs: v["build_secs"].as_f64().unwrap_or(f64::NAN),
         rss_bytes: v["rss_bytes"].as_u64().unwrap_or(0),
-        curve,
-    })
+        curve: parse_curve(&v["curve"])?,
+        name,
+    };
+    Ok((run, filtered))
 }
 
 /// Create the venv if needed and run the peers.
-pub fn run(ds: &Dataset, args: &AnnArgs, truth: &[Vec<u32>]) -> Result<Vec<EngineRun>> {
+pub fn run(
+    ds: &Dataset,
+    args: &AnnArgs,
+    truth: &[Vec<u32>],
+    buckets: &[u8],
+    filters: &[Filter],
+) -> Result<Vec<PeerRun>> {
     let python = ensure_venv()?;
-    run_peers(ds, args, truth, &python)
+    run_peers(ds, args, truth, buckets, filters, &python)
 }

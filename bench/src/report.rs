@@ -78,5 +78,9 @@ pub fn ann_markdown(r: &AnnReport, command: &str) -> String {
             r.engines.iter().map(|e| format!("{:.4} | {:.0}", e.curve[i].recall, e.curve[i].qps)).collect();
         let _ = writeln!(s, "| {ef} | {} |", cells.join(" | "));
     }
+    if !r.filtered.is_empty() {
+        s.push('\n');
+        s.push_str(&crate::filtered::markdown(&r.filtered, r.n, &a.filter_efs));
+    }
     s
 }

@@ -6,7 +6,7 @@ use naksha_index::metric::Metric;
 #[test]
 fn ann_sweep_smoke() {
     for metric in [Metric::L2, Metric::Cosine] {
-        let ds = datasets::synthetic(2000, 30, 16, metric, 1);
+        let ds = datasets::synthetic(4000, 30, 16, metric, 1);
         let args = ann::AnnArgs {
             m: 8,
             ef_construction: 64,
@@ -15,16 +15,41 @@ fn ann_sweep_smoke() {
             int8: true,
             skip_peer: false,
             python_peers: vec![],
+            filter_percents: vec![10, 1],
+            filter_efs: vec![10, 64],
+            filter_seed: 3,
         };
         let r = ann::run(&ds, &args).unwrap();
-        assert_eq!(r.engines.len(), 3);
+        let names: Vec<&str> = r.engines.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["naksha", "naksha-int8", "hnsw_rs", "usearch"]);
         for e in &r.engines {
             assert_eq!(e.curve.len(), 2);
             assert!(e.curve[1].recall > 0.8, "{}: {:?}", e.name, e.curve);
             assert!(e.curve.iter().all(|p| p.qps > 0.0));
+            assert!(e.build_secs > 0.0);
+        }
+        assert_eq!(r.filtered.iter().map(|f| f.percent).collect::<Vec<_>>(), [10, 1]);
+        for f in &r.filtered {
+            let names: Vec<&str> = f.runs.iter().map(|c| c.name.as_str()).collect();
+            assert_eq!(names, ["naksha", "naksha-graph", "naksha-int8", "hnsw_rs", "usearch"]);
+            assert!(
+                (f.admitted as f64 - ds.len() as f64 * f64::from(f.percent) / 100.0).abs()
+                    < 0.5 * ds.len() as f64 / 100.0 + 30.0
+            );
+            // The planner scans the 40 candidates of the 1% filter exactly, and the
+            // 400 of the 10% filter at ef 64: perfect recall, as the server gives.
+            let naksha = &f.runs[0].curve;
+            assert!(naksha[1].recall > 0.999, "{}%: {naksha:?}", f.percent);
+            // A filtered walk still finds most true neighbours at ef 64.
+            for c in &f.runs[1..] {
+                assert!(c.curve[1].recall > 0.5, "{} {}%: {:?}", c.name, f.percent, c.curve);
+            }
         }
         let md = report::ann_markdown(&r, "test");
-        assert!(md.contains("| naksha |") && md.contains("hnsw_rs"));
+        assert!(md.contains("| naksha |") && md.contains("hnsw_rs") && md.contains("| usearch |"), "{md}");
+        assert!(md.contains("#### Filtered: 1% of the points admitted"), "{md}");
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["filtered"][0]["runs"][1]["name"], "naksha-graph");
     }
 }
 
@@ -75,11 +100,13 @@ fn ingest_smoke() {
 
 #[test]
 fn peer_output_parses() {
-    let r = naksha_bench::peers::parse_run(
-        r#"{"engine": "hnswlib", "build_secs": 1.5, "rss_bytes": 1024, "curve": [{"ef": 10, "recall": 0.9, "qps": 100.0}]}"#,
+    let (r, filtered) = naksha_bench::peers::parse_run(
+        r#"{"engine": "hnswlib", "build_secs": 1.5, "rss_bytes": 1024, "curve": [{"ef": 10, "recall": 0.9, "qps": 100.0}],
+            "filtered": [{"percent": 10, "curve": [{"ef": 10, "recall": 0.7, "qps": 50.0}]}]}"#,
     )
     .unwrap();
     assert_eq!((r.name.as_str(), r.curve.len(), r.curve[0].ef), ("hnswlib", 1, 10));
+    assert_eq!((filtered.len(), filtered[0].name.as_str(), filtered[0].curve[0].recall), (1, "hnswlib", 0.7));
     assert!(naksha_bench::peers::parse_run("not json").is_err());
 }
 
@@ -189,8 +216,12 @@ fn debian_dataset_from_a_known_item_set() {
         int8: false,
         skip_peer: true,
         python_peers: vec![],
+        filter_percents: vec![],
+        filter_efs: vec![],
+        filter_seed: 1,
     };
     let r = ann::run(&ds, &args).unwrap();
+    assert!(r.filtered.is_empty());
     // 36 points: near-exact (ties between equally close packages may swap).
     assert!(r.engines[0].curve[0].recall > 0.9, "{:?}", r.engines[0].curve);
 }
