@@ -203,6 +203,18 @@ fn metric(s: &str) -> Result<Metric> {
     })
 }
 
+/// A comma-separated option's values (empty entries skipped), or an error naming `--{name}`.
+fn list<T: std::str::FromStr>(name: &str, s: &str) -> Result<Vec<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    s.split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| v.parse().map_err(|e| anyhow::anyhow!("--{name}: {v:?}: {e}")))
+        .collect()
+}
+
 /// Prints the report and writes it to `out` when given.
 fn emit(md: &str, out: Option<PathBuf>) -> Result<()> {
     println!("{md}");
@@ -259,14 +271,9 @@ fn main() -> Result<()> {
                 }
                 other => bail!("unknown dataset {other:?}"),
             };
-            let efs = efs.split(',').map(|e| e.trim().parse()).collect::<Result<Vec<usize>, _>>()?;
-            let filter_efs = filter_efs.split(',').map(|e| e.trim().parse()).collect::<Result<Vec<usize>, _>>()?;
-            let python_peers = peers.split(',').filter(|p| !p.is_empty()).map(str::to_owned).collect();
-            let filter_percents = filters
-                .split(',')
-                .filter(|p| !p.trim().is_empty())
-                .map(|p| p.trim().parse())
-                .collect::<Result<Vec<u32>, _>>()?;
+            let (efs, filter_efs) = (list("efs", &efs)?, list("filter-efs", &filter_efs)?);
+            let python_peers = list("peers", &peers)?;
+            let filter_percents: Vec<u32> = list("filters", &filters)?;
             if filter_percents.iter().any(|&p| p == 0 || p > 100) {
                 bail!("--filters takes percentages from 1 to 100");
             }
@@ -295,7 +302,7 @@ fn main() -> Result<()> {
             }
         }
         Command::Load { url, points, dim, clients, seconds, upsert_batch, out } => {
-            let clients = clients.split(',').map(|c| c.trim().parse()).collect::<Result<Vec<usize>, _>>()?;
+            let clients = list("clients", &clients)?;
             let args = naksha_bench::load::LoadArgs { points, dim, clients, seconds, upsert_batch };
             let dir = tempfile::tempdir()?;
             let (base, _server) = match url {
@@ -309,7 +316,7 @@ fn main() -> Result<()> {
             emit(&naksha_bench::load::markdown(&cells, &args, &command), out)?;
         }
         Command::Ingest { points, dim, batch, writers, out } => {
-            let writers = writers.split(',').map(|w| w.trim().parse()).collect::<Result<Vec<usize>, _>>()?;
+            let writers = list("writers", &writers)?;
             let args = naksha_bench::ingest::IngestArgs { points, dim, batch, writers };
             let cells = naksha_bench::ingest::run(&args)?;
             emit(&naksha_bench::ingest::markdown(&cells, &args, &command), out)?;
@@ -327,7 +334,7 @@ fn main() -> Result<()> {
             emit(&naksha_bench::quality::markdown(&r, &args, &command), out)?;
         }
         Command::Rag { set, budgets, limit, out } => {
-            let budgets = budgets.split(',').map(|b| b.trim().parse()).collect::<Result<Vec<usize>, _>>()?;
+            let budgets = list("budgets", &budgets)?;
             let args = naksha_bench::rag::RagArgs { set, budgets, limit };
             let r = naksha_bench::rag::run(&args)?;
             emit(&naksha_bench::rag::markdown(&r, &args, &command), out)?;
