@@ -116,17 +116,9 @@ pub fn markdown(sweeps: &[FilteredSweep], n: usize, efs: &[usize]) -> String {
                 let _ = writeln!(s, "- {}: {} and {}", p.name, ratio(0.95), ratio(0.99));
             }
         }
-        let _ = writeln!(
-            s,
-            "\n| ef | {} |",
-            sw.runs.iter().map(|r| format!("{0} recall | {0} QPS", r.name)).collect::<Vec<_>>().join(" | ")
-        );
-        let _ = writeln!(s, "|---:|{}", "---:|---:|".repeat(sw.runs.len()));
-        for (i, ef) in efs.iter().enumerate() {
-            let cells: Vec<String> =
-                sw.runs.iter().map(|r| format!("{:.4} | {:.0}", r.curve[i].recall, r.curve[i].qps)).collect();
-            let _ = writeln!(s, "| {ef} | {} |", cells.join(" | "));
-        }
+        let curves: Vec<(&str, &[CurvePoint])> = sw.runs.iter().map(|r| (r.name.as_str(), &r.curve[..])).collect();
+        s.push('\n');
+        s.push_str(&crate::report::ef_table(&curves, efs));
         s.push('\n');
     }
     s

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::ann::{qps_at, AnnReport};
+use crate::ann::{qps_at, AnnReport, CurvePoint};
 
 /// CPU model and core count of this machine.
 pub fn machine() -> String {
@@ -24,6 +24,19 @@ pub fn progress(len: usize, msg: String) -> indicatif::ProgressBar {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar
+}
+
+/// The sweep's full table: per `ef`, every engine's recall and QPS.
+pub fn ef_table(curves: &[(&str, &[CurvePoint])], efs: &[usize]) -> String {
+    let mut s = String::new();
+    let names: Vec<String> = curves.iter().map(|(name, _)| format!("{name} recall | {name} QPS")).collect();
+    let _ = writeln!(s, "| ef | {} |", names.join(" | "));
+    let _ = writeln!(s, "|---:|{}", "---:|---:|".repeat(curves.len()));
+    for (i, ef) in efs.iter().enumerate() {
+        let cells: Vec<String> = curves.iter().map(|(_, c)| format!("{:.4} | {:.0}", c[i].recall, c[i].qps)).collect();
+        let _ = writeln!(s, "| {ef} | {} |", cells.join(" | "));
+    }
+    s
 }
 
 /// Render an ANN sweep as markdown.
@@ -67,17 +80,8 @@ pub fn ann_markdown(r: &AnnReport, command: &str) -> String {
             let _ = writeln!(s, "- build time: **{:.2}×**\n", n.build_secs / p.build_secs);
         }
     }
-    let _ = writeln!(
-        s,
-        "| ef | {} |",
-        r.engines.iter().map(|e| format!("{0} recall | {0} QPS", e.name)).collect::<Vec<_>>().join(" | ")
-    );
-    let _ = writeln!(s, "|---:|{}", "---:|---:|".repeat(r.engines.len()));
-    for (i, ef) in a.efs.iter().enumerate() {
-        let cells: Vec<String> =
-            r.engines.iter().map(|e| format!("{:.4} | {:.0}", e.curve[i].recall, e.curve[i].qps)).collect();
-        let _ = writeln!(s, "| {ef} | {} |", cells.join(" | "));
-    }
+    let curves: Vec<(&str, &[CurvePoint])> = r.engines.iter().map(|e| (e.name.as_str(), &e.curve[..])).collect();
+    s.push_str(&ef_table(&curves, &a.efs));
     if !r.filtered.is_empty() {
         s.push('\n');
         s.push_str(&crate::filtered::markdown(&r.filtered, r.n, &a.filter_efs));
