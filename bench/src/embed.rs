@@ -1,7 +1,9 @@
-//! Embedding throughput: Naksha's Candle encoder beside sentence-transformers
+//! Embedding throughput: Naksha's CPU encoder beside sentence-transformers
 //! (PyTorch, CPU) on the same texts, same machine, same run.
 //!
-//! Both sides get a warm-up pass, then embed every text once; the report gives
+//! Both sides get a warm-up pass, then embed every text once per round; rounds
+//! alternate the two sides back to back, so drift in a shared machine's speed
+//! hits both, and each side's median round is reported. The report gives
 //! docs/s and tokens/s (tokens after truncation, special tokens included, as
 //! the model sees them), the ratio, and how closely the two sides' vectors
 //! agree on this set (mean and minimum cosine).
@@ -27,6 +29,8 @@ pub struct EmbedArgs {
     pub source: String,
     /// Skip sentence-transformers.
     pub skip_peer: bool,
+    /// Timed passes per side (at least 1), alternating Naksha and the peer.
+    pub rounds: usize,
 }
 
 /// One engine's timing.
@@ -34,8 +38,18 @@ pub struct EmbedArgs {
 pub struct EmbedRun {
     /// Engine and settings.
     pub engine: String,
-    /// Seconds for all texts (after warm-up).
+    /// Seconds for all texts (after warm-up): the median round.
     pub secs: f64,
+    /// Seconds of each round, in order.
+    pub rounds: Vec<f64>,
+}
+
+impl EmbedRun {
+    fn new(engine: String, rounds: Vec<f64>) -> Self {
+        let mut sorted = rounds.clone();
+        sorted.sort_by(f64::total_cmp);
+        Self { engine, secs: sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN), rounds }
+    }
 }
 
 /// Both sides' results.
@@ -64,15 +78,24 @@ pub fn run(args: &EmbedArgs) -> Result<EmbedReport> {
     let refs: Vec<&str> = args.texts.iter().map(String::as_str).collect();
     let tokens = model.token_counts(&refs)?.iter().sum();
     model.embed(&refs[..refs.len().min(64)])?;
-    let t = Instant::now();
-    let ours = model.embed(&refs)?;
-    let secs = t.elapsed().as_secs_f64();
+    let (mut ours, mut ours_secs, mut theirs, mut peer_secs, mut peer_engine) =
+        (Vec::new(), vec![], None, vec![], None);
+    for _ in 0..args.rounds.max(1) {
+        let t = Instant::now();
+        ours = model.embed(&refs)?;
+        ours_secs.push(t.elapsed().as_secs_f64());
+        if !args.skip_peer {
+            let (engine, secs, vectors) = run_peer(args, model.dim())?;
+            peer_secs.push(secs);
+            (peer_engine, theirs) = (Some(engine), Some(vectors));
+        }
+    }
     let threads = rayon::current_num_threads();
-    let mut runs = vec![EmbedRun { engine: format!("Naksha (Candle, {threads} threads, bucketed batches)"), secs }];
+    let engine = format!("Naksha (own CPU encoder, {threads} threads, packed length-sorted batches)");
+    let mut runs = vec![EmbedRun::new(engine, ours_secs)];
     let mut agreement = None;
-    if !args.skip_peer {
-        let (run, theirs) = run_peer(args, model.dim())?;
-        runs.push(run);
+    if let (Some(engine), Some(theirs)) = (peer_engine, theirs) {
+        runs.push(EmbedRun::new(engine, peer_secs));
         let cos: Vec<f64> = ours.iter().zip(theirs.chunks_exact(model.dim())).map(|(a, b)| cosine(a, b)).collect();
         let mean = cos.iter().sum::<f64>() / cos.len().max(1) as f64;
         agreement = Some((mean, cos.iter().copied().fold(f64::INFINITY, f64::min)));
@@ -86,7 +109,8 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
     dot / (n(a) * n(b))
 }
 
-fn run_peer(args: &EmbedArgs, dim: usize) -> Result<(EmbedRun, Vec<f32>)> {
+/// One timed pass of the peer: its engine label, seconds and vectors.
+fn run_peer(args: &EmbedArgs, dim: usize) -> Result<(String, f64, Vec<f32>)> {
     let python = crate::peers::ensure_named_venv(".venv-embed", "requirements-embed.txt")?;
     let dir = tempfile::tempdir()?;
     let texts = dir.path().join("texts.jsonl");
@@ -118,7 +142,7 @@ fn run_peer(args: &EmbedArgs, dim: usize) -> Result<(EmbedRun, Vec<f32>)> {
         bail!("peer wrote {} floats, expected {}", floats.len(), args.texts.len() * dim);
     }
     let engine = v["engine"].as_str().unwrap_or("sentence-transformers").to_owned();
-    Ok((EmbedRun { engine, secs: v["secs"].as_f64().context("peer timing")? }, floats))
+    Ok((engine, v["secs"].as_f64().context("peer timing")?, floats))
 }
 
 /// The report as markdown.
@@ -128,7 +152,8 @@ pub fn markdown(r: &EmbedReport, args: &EmbedArgs, command: &str) -> String {
     let _ = writeln!(s, "- Machine: {}", crate::report::machine());
     let _ = writeln!(s, "- Texts: {} ({} tokens after truncation at the model's limit)", args.source, r.tokens);
     let _ = writeln!(s, "- Command: `{command}`\n");
-    let _ = writeln!(s, "| engine | seconds | docs/s | tokens/s | vs sentence-transformers |");
+    let rounds = r.runs.first().map_or(0, |run| run.rounds.len());
+    let _ = writeln!(s, "| engine | seconds (median of {rounds}) | docs/s | tokens/s | vs sentence-transformers |");
     let _ = writeln!(s, "|---|---:|---:|---:|---:|");
     let peer = r.runs.get(1).map(|p| p.secs);
     for run in &r.runs {
@@ -141,6 +166,11 @@ pub fn markdown(r: &EmbedReport, args: &EmbedArgs, command: &str) -> String {
             r.docs as f64 / run.secs,
             r.tokens as f64 / run.secs
         );
+    }
+    let _ = writeln!(s, "\nSeconds per round (the sides alternate, back to back):\n");
+    for run in &r.runs {
+        let each: Vec<String> = run.rounds.iter().map(|t| format!("{t:.2}")).collect();
+        let _ = writeln!(s, "- {}: {}", run.engine, each.join(", "));
     }
     if let Some((mean, min)) = r.agreement {
         let _ = writeln!(

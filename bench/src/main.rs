@@ -156,6 +156,9 @@ enum Command {
         model: String,
         #[arg(long)]
         skip_peer: bool,
+        /// Timed passes per side, alternating Naksha and the peer; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -323,10 +326,10 @@ fn main() -> Result<()> {
             let cells = naksha_bench::ingest::run(&args)?;
             emit(&naksha_bench::ingest::markdown(&cells, &args, &command), out)?;
         }
-        Command::Embed { corpus, docs, models_dir, model, skip_peer, out } => {
+        Command::Embed { corpus, docs, models_dir, model, skip_peer, rounds, out } => {
             let texts = naksha_bench::embed::read_texts(&corpus, docs)?;
             let source = format!("the first {} records of {}", texts.len(), corpus.display());
-            let args = naksha_bench::embed::EmbedArgs { models_dir, model, texts, source, skip_peer };
+            let args = naksha_bench::embed::EmbedArgs { models_dir, model, texts, source, skip_peer, rounds };
             let r = naksha_bench::embed::run(&args)?;
             emit(&naksha_bench::embed::markdown(&r, &args, &command), out)?;
         }

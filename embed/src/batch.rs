@@ -15,6 +15,15 @@ pub struct BatchLimits {
     pub max_tokens: usize,
 }
 
+impl BatchLimits {
+    /// For the CPU encoder, which packs sequences without padding: smaller
+    /// batches keep a batch's activations in the last-level cache (measured
+    /// ~5 % faster than the default on the Debian bench), and whole batches run
+    /// side by side, so there should be at least one per core.
+    pub const PACKED: Self = Self { max_rows: 32, max_tokens: 2048 };
+}
+
+/// For padded batches (the Candle path): larger matmuls.
 impl Default for BatchLimits {
     fn default() -> Self {
         Self { max_rows: 64, max_tokens: 8192 }

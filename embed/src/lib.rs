@@ -7,7 +7,8 @@
 //!
 //! | module    | job                                                                  |
 //! |-----------|----------------------------------------------------------------------|
-//! | `model`   | read a model folder, run the BERT encoder, pool, normalise           |
+//! | `model`   | read a model folder, tokenise, batch, pool, normalise                |
+//! | `encoder` | the CPU forward pass: packed sequences, fused matmuls, vector kernels |
 //! | [`batch`] | plan length-bucketed batches so little compute goes to padding       |
 //! | [`chunk`] | cut text into overlapping token windows at paragraph/sentence breaks |
 //! | `registry`| the models folder: list, load and look up models by name            |
@@ -23,6 +24,7 @@
 
 pub mod batch;
 pub mod chunk;
+mod encoder;
 mod error;
 mod model;
 mod registry;

@@ -5,7 +5,7 @@
 //!
 //! | file                          | read for                                        | required |
 //! |-------------------------------|-------------------------------------------------|----------|
-//! | `config.json`                 | encoder shape (`BertConfig`)                    | yes      |
+//! | `config.json`                 | encoder shape (BERT config)                     | yes      |
 //! | `tokenizer.json`              | tokenizer (WordPiece, normaliser, specials)     | yes      |
 //! | `model.safetensors`           | weights                                         | yes      |
 //! | `modules.json`                | whether a `Normalize` module follows pooling    | no       |
@@ -23,6 +23,7 @@ use tokenizers::Tokenizer;
 
 use crate::batch::{self, BatchLimits};
 use crate::chunk::{self, Chunk, ChunkConfig};
+use crate::encoder::{self, Encoder, LoadError, Parallelism};
 use crate::{Error, Result};
 
 /// Where the encoder runs.
@@ -93,17 +94,24 @@ pub struct ModelInfo {
     pub normalize: bool,
 }
 
+/// What runs the encoder.
+enum Backend {
+    /// Naksha's own forward pass ([`crate::encoder`]): the CPU default.
+    Cpu(Encoder),
+    /// Candle's `BertModel` on a GPU (feature `cuda`).
+    Candle { model: BertModel, device: Device },
+}
+
 /// A loaded sentence-embedding model. Cheap to share behind an `Arc`; `embed`
 /// takes `&self` and may be called from many threads.
 pub struct Embedder {
     info: ModelInfo,
-    model: BertModel,
+    backend: Backend,
     /// Truncates at `max_tokens`, adds `[CLS]`/`[SEP]`.
     tokenizer: Tokenizer,
     /// No truncation: used for chunking.
     raw: Tokenizer,
     pad_id: u32,
-    device: Device,
     limits: BatchLimits,
 }
 
@@ -166,8 +174,15 @@ impl Folder<'_> {
 impl Embedder {
     /// Loads the model in folder `dir` under `name`. Every problem names the file.
     pub fn load(name: &str, dir: &Path, device: DeviceKind) -> Result<Self> {
+        Self::load_on(name, dir, device, device == DeviceKind::Cpu)
+    }
+
+    /// [`Embedder::load`], with Naksha's encoder when `own` (CPU only) and
+    /// Candle's `BertModel` otherwise.
+    fn load_on(name: &str, dir: &Path, device: DeviceKind, own: bool) -> Result<Self> {
         let f = Folder { name, dir };
-        let config: BertConfig = f.json("config.json", &f.require("config.json")?)?;
+        let config_bytes = f.require("config.json")?;
+        let config: encoder::Config = f.json("config.json", &config_bytes)?;
         let tokenizer_bytes = f.require("tokenizer.json")?;
         let weights = f.require("model.safetensors")?;
 
@@ -211,10 +226,25 @@ impl Embedder {
             .with_truncation(Some(tokenizers::TruncationParams { max_length: max_tokens, ..Default::default() }))
             .map_err(|e| f.bad("tokenizer.json", e))?;
 
-        let dev = device.open()?;
-        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &dev)
-            .map_err(|e| f.bad("model.safetensors", e))?;
-        let model = BertModel::load(vb, &config).map_err(|e| f.bad("model.safetensors", e))?;
+        let (backend, limits) = if own {
+            let enc = encoder::load(&config, &weights).map_err(|e| match e {
+                LoadError::Config(reason) => f.bad("config.json", reason),
+                LoadError::Weights(reason) => f.bad("model.safetensors", reason),
+            })?;
+            let words = raw.get_vocab_size(true);
+            if words > enc.vocab() {
+                let reason = format!("{words} tokens, more than the model's vocabulary of {}", enc.vocab());
+                return Err(f.bad("tokenizer.json", reason));
+            }
+            (Backend::Cpu(enc), BatchLimits::PACKED)
+        } else {
+            let device = device.open()?;
+            let config: BertConfig = f.json("config.json", &config_bytes)?;
+            let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
+                .map_err(|e| f.bad("model.safetensors", e))?;
+            let model = BertModel::load(vb, &config).map_err(|e| f.bad("model.safetensors", e))?;
+            (Backend::Candle { model, device }, BatchLimits::default())
+        };
         let device_name = match device {
             DeviceKind::Cpu => "cpu".to_owned(),
             DeviceKind::Cuda(n) => format!("cuda:{n}"),
@@ -228,12 +258,11 @@ impl Embedder {
                 pooling,
                 normalize,
             },
-            model,
+            backend,
             tokenizer,
             raw,
             pad_id: config.pad_token_id as u32,
-            device: dev,
-            limits: BatchLimits::default(),
+            limits,
         })
     }
 
@@ -272,10 +301,44 @@ impl Embedder {
             self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| Error::Tokenizer(e.to_string()))?;
         let lengths: Vec<usize> = encodings.iter().map(|e| e.len()).collect();
         let groups = batch::plan(&lengths, self.limits);
+        let outputs = match &self.backend {
+            Backend::Cpu(enc) => {
+                // Whole batches side by side, each on one thread, when there are
+                // enough of them; otherwise every batch uses every core.
+                let threads = rayon::current_num_threads();
+                let par = if groups.len() >= threads { Parallelism::None } else { Parallelism::Rayon(threads) };
+                let (pooling, normalize) = (self.info.pooling, self.info.normalize);
+                groups
+                    .par_iter()
+                    .map(|group| {
+                        let seqs: Vec<&[u32]> = group.iter().map(|&i| encodings[i].get_ids()).collect();
+                        enc.encode(&seqs, pooling, normalize, par)
+                    })
+                    .collect::<Result<Vec<_>>>()?
+            }
+            Backend::Candle { model, device } => self.candle_embed(model, device, &encodings, &lengths, &groups)?,
+        };
+        let mut out = vec![Vec::new(); texts.len()];
+        for (group, vectors) in groups.into_iter().zip(outputs) {
+            for (i, v) in group.into_iter().zip(vectors) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+
+    fn candle_embed(
+        &self,
+        model: &BertModel,
+        device: &Device,
+        encodings: &[tokenizers::Encoding],
+        lengths: &[usize],
+        groups: &[Vec<usize>],
+    ) -> Result<Vec<Vec<Vec<f32>>>> {
         // Batches run side by side on the rayon pool: Candle parallelises only its
         // matmuls, so one batch at a time leaves cores idle in the element-wise
         // ops (GELU, layer norm, softmax) between them.
-        let outputs: Vec<Vec<Vec<f32>>> = groups
+        groups
             .par_iter()
             .map(|group| {
                 let longest = group.iter().map(|&i| lengths[i]).max().unwrap_or(0).max(1);
@@ -287,23 +350,24 @@ impl Embedder {
                     ids[r * longest..r * longest + row.len()].copy_from_slice(row);
                     mask[r * longest..r * longest + row.len()].fill(1.0);
                 }
-                self.forward(ids, mask, rows, longest)
+                self.candle_forward(model, device, ids, mask, rows, longest)
             })
-            .collect::<Result<_>>()?;
-        let mut out = vec![Vec::new(); texts.len()];
-        for (group, vectors) in groups.into_iter().zip(outputs) {
-            for (i, v) in group.into_iter().zip(vectors) {
-                out[i] = v;
-            }
-        }
-        Ok(out)
+            .collect()
     }
 
-    fn forward(&self, ids: Vec<u32>, mask: Vec<f32>, rows: usize, len: usize) -> Result<Vec<Vec<f32>>> {
-        let ids = Tensor::from_vec(ids, (rows, len), &self.device)?;
+    fn candle_forward(
+        &self,
+        model: &BertModel,
+        device: &Device,
+        ids: Vec<u32>,
+        mask: Vec<f32>,
+        rows: usize,
+        len: usize,
+    ) -> Result<Vec<Vec<f32>>> {
+        let ids = Tensor::from_vec(ids, (rows, len), device)?;
         let types = ids.zeros_like()?;
-        let mask = Tensor::from_vec(mask, (rows, len), &self.device)?;
-        let hidden = self.model.forward(&ids, &types, Some(&mask))?; // rows × len × dim
+        let mask = Tensor::from_vec(mask, (rows, len), device)?;
+        let hidden = model.forward(&ids, &types, Some(&mask))?; // rows × len × dim
         let pooled = pool(&hidden, &mask, self.info.pooling)?;
         let pooled = if self.info.normalize { l2_normalize(&pooled)? } else { pooled };
         Ok(pooled.to_dtype(DType::F32)?.to_vec2::<f32>()?)
@@ -358,6 +422,23 @@ mod tests {
         assert_eq!(max, vec![vec![5., 6.], vec![3., 3.]]);
         let n = l2_normalize(&Tensor::from_vec(vec![3f32, 4., 0., 0.], (2, 2), &dev)?)?.to_vec2::<f32>()?;
         assert_eq!(n, vec![vec![0.6, 0.8], vec![0., 0.]]);
+        Ok(())
+    }
+
+    /// Candle's `BertModel` (what the `cuda` build runs) and Naksha's encoder
+    /// agree, run side by side on the CPU.
+    #[test]
+    fn own_encoder_agrees_with_candle() -> Result<()> {
+        let dir = crate::testing::models_dir().join(crate::testing::MODEL);
+        let own = Embedder::load_on("m", &dir, DeviceKind::Cpu, true)?;
+        let candle = Embedder::load_on("m", &dir, DeviceKind::Cpu, false)?;
+        assert!(matches!((&own.backend, &candle.backend), (Backend::Cpu(_), Backend::Candle { .. })));
+        let long = "a long text about packages and their dependencies ".repeat(40);
+        let texts = ["", "short", "ein Webbrowser für das Internet", "日本語のテキスト", long.as_str()];
+        for (a, b) in own.embed(&texts)?.iter().zip(candle.embed(&texts)?) {
+            let dot: f64 = a.iter().zip(&b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+            assert!(dot > 0.999_99, "cosine {dot}"); // both are unit vectors
+        }
         Ok(())
     }
 

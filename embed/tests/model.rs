@@ -68,10 +68,17 @@ fn truncates_at_the_model_limit() {
 fn batching_does_not_change_results_and_outputs_are_normalised() {
     let model = model();
     let texts = ["short", "a somewhat longer sentence about vector databases and search", "日本語のテキスト"];
+    // With 100 more texts the batches run side by side, one thread each; one
+    // text alone is one batch over every thread: both give the same vectors.
+    let filler: Vec<String> = (0..100).map(|i| format!("filler text number {i} about packages")).collect();
+    let mut many: Vec<&str> = filler.iter().map(String::as_str).collect();
+    many.splice(40..40, texts);
+    let all = model.embed(&many).unwrap();
     let together = model.embed(&texts).unwrap();
-    for (t, v) in texts.iter().zip(&together) {
+    for (i, (t, v)) in texts.iter().zip(&together).enumerate() {
         let alone = model.embed(&[t]).unwrap();
         assert!(cosine(&alone[0], v) > 0.999_99, "{t}");
+        assert!(cosine(&all[40 + i], v) > 0.999_99, "{t}");
         let norm: f64 = v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
         assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
     }
@@ -122,6 +129,21 @@ fn broken_model_folders_name_the_file() {
     fs_err::write(dir.join("model.safetensors"), b"not a tensor file").unwrap();
     let e = Models::open(tmp.path(), DeviceKind::Cpu).unwrap_err();
     assert!(e.to_string().contains("model.safetensors"), "{e}");
+    // Real safetensors without a BERT encoder's tensors: the tensor is named.
+    let header = br#"{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#;
+    let mut file = (header.len() as u64).to_le_bytes().to_vec();
+    file.extend_from_slice(header);
+    file.extend_from_slice(&1f32.to_le_bytes());
+    fs_err::write(dir.join("model.safetensors"), file).unwrap();
+    let e = Models::open(tmp.path(), DeviceKind::Cpu).unwrap_err();
+    assert!(e.to_string().contains("model.safetensors") && e.to_string().contains("word_embeddings"), "{e}");
+    // An activation the encoder does not implement.
+    let config = fs_err::read_to_string(src.join("config.json")).unwrap();
+    let mut config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    config["hidden_act"] = "swish".into();
+    fs_err::write(dir.join("config.json"), config.to_string()).unwrap();
+    let e = Models::open(tmp.path(), DeviceKind::Cpu).unwrap_err();
+    assert!(e.to_string().contains("config.json") && e.to_string().contains("swish"), "{e}");
     // A config that is not JSON.
     fs_err::write(dir.join("config.json"), b"{oops").unwrap();
     let e = Models::open(tmp.path(), DeviceKind::Cpu).unwrap_err();
