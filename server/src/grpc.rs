@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use naksha_query::{Filter, Point, PointId};
+use naksha_query::{Document, Filter, Point, PointId};
 use serde_json::Value;
 use tonic::{Request, Response, Status};
 
@@ -212,6 +212,39 @@ impl Naksha for NakshaService {
             let (dim, data) = ops::embed(db.models(), &r.model, &r.input)?;
             let data = data.into_iter().map(|values| pb::Vector { values }).collect();
             Ok(pb::EmbedResponse { model: r.model, dim: dim as u32, data })
+        })
+        .await
+    }
+
+    async fn upsert_documents(
+        &self,
+        req: Request<pb::UpsertDocumentsRequest>,
+    ) -> Result<Response<pb::UpsertDocumentsResponse>, Status> {
+        let r = req.into_inner();
+        let docs = r
+            .documents
+            .into_iter()
+            .map(|d| {
+                let payload = json_or_null(&d.payload_json, "payload_json")?;
+                let title = Some(d.title).filter(|t| !t.is_empty());
+                Ok(Document { id: d.id, text: d.text, title, payload })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        self.run(move |db| {
+            let w = db.collection(&r.collection)?.upsert_documents(docs)?;
+            Ok(pb::UpsertDocumentsResponse { documents: w.documents as u64, chunks: w.chunks as u64, seq: w.seq })
+        })
+        .await
+    }
+
+    async fn delete_documents(
+        &self,
+        req: Request<pb::DeleteDocumentsRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let r = req.into_inner();
+        self.run(move |db| {
+            let deleted = db.collection(&r.collection)?.delete_documents(&r.ids)?;
+            Ok(pb::DeleteResponse { deleted: deleted as u64 })
         })
         .await
     }

@@ -199,6 +199,55 @@ async fn grpc_embeds_and_queries_by_text() {
         .into_inner();
     assert_eq!(r.results[0].id, point(1, "").id);
     assert_eq!(r.results[0].text_json, r#"{"t":"a kitten"}"#);
+
+    // Documents: chunked, findable, replaced, deleted.
+    let config = r#"{"embed": {"model": "all-minilm-l6-v2", "fields": ["text"]}, "chunking": {"max_tokens": 16, "overlap_tokens": 2}}"#;
+    c.create_collection(pb::CreateCollectionRequest { name: "d".into(), config_json: config.into() }).await.unwrap();
+    let doc = |text: &str, payload: &str| pb::UpsertDocumentsRequest {
+        collection: "d".into(),
+        documents: vec![pb::Document {
+            id: "guide".into(),
+            text: text.into(),
+            title: "Guide".into(),
+            payload_json: payload.into(),
+        }],
+    };
+    let long =
+        "Bicycles need oiled chains and pumped tyres.\n\nTelescopes gather starlight with mirrors and lenses.\n\n\
+                Tomatoes grow best in warm sun with steady water.";
+    let w = c.upsert_documents(doc(long, r#"{"v": 1}"#)).await.unwrap().into_inner();
+    assert!(w.documents == 1 && w.chunks >= 3, "{w:?}");
+    let got = |n: u64| pb::GetPointRequest {
+        collection: "d".into(),
+        id: Some(pb::PointId { kind: Some(pb::point_id::Kind::Str(format!("guide#{n}"))) }),
+    };
+    let p = c.get_point(got(1)).await.unwrap().into_inner();
+    let payload: serde_json::Value = serde_json::from_str(&p.payload_json).unwrap();
+    assert_eq!(
+        (payload["doc_id"].as_str(), payload["chunk"].as_u64(), payload["v"].as_u64()),
+        (Some("guide"), Some(1), Some(1))
+    );
+    let q = pb::QueryRequest {
+        collection: "d".into(),
+        text: "astronomy".into(),
+        limit: 1,
+        with_text: true,
+        ..Default::default()
+    };
+    let r = c.query(q).await.unwrap().into_inner();
+    assert!(r.results[0].text_json.contains("Telescopes"), "{r:?}");
+    // A shorter version replaces every chunk; bad payload JSON changes nothing.
+    let w = c.upsert_documents(doc("Now it is short.", "")).await.unwrap().into_inner();
+    assert_eq!(w.chunks, 1);
+    assert_eq!(c.get_point(got(1)).await.unwrap_err().code(), tonic::Code::NotFound);
+    let err = c.upsert_documents(doc("Other text.", "{oops")).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    let info = c.get_collection(pb::GetCollectionRequest { name: "d".into() }).await.unwrap().into_inner();
+    assert_eq!(info.points, 1);
+    let del = pb::DeleteDocumentsRequest { collection: "d".into(), ids: vec!["guide".into(), "unknown".into()] };
+    assert_eq!(c.delete_documents(del).await.unwrap().into_inner().deleted, 1);
+    let missing = pb::DeleteDocumentsRequest { collection: "nope".into(), ids: vec!["guide".into()] };
+    assert_eq!(c.delete_documents(missing).await.unwrap_err().code(), tonic::Code::NotFound);
 }
 
 #[test]
