@@ -73,7 +73,9 @@ impl Server {
         assert!(status.success());
         let exit = self.child.wait().unwrap();
         assert!(exit.success(), "server exited with {exit}");
-        self.logs.try_iter().collect()
+        // Every line up to the end of stderr: the reader thread may still be
+        // forwarding the last ones ("shutdown complete") when the process exits.
+        self.logs.iter().collect()
     }
 }
 
