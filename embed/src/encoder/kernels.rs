@@ -119,7 +119,7 @@ pub(crate) fn exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let e = p * r * r + r + 1.0;
     // 2^n, built in the exponent field (n ∈ [-126, 127] after the clamp).
     let bits = t.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127) << 23;
@@ -159,17 +159,26 @@ mod portable {
     /// Applies `act` in place.
     #[inline(always)]
     pub(super) fn activate(xs: &mut [f32], act: Activation) {
+        // Loops, not `for_each` (see `softmax_rows`).
         match act {
             Activation::Gelu => {
-                xs.iter_mut().for_each(|x| *x = 0.5 * *x * (1.0 + erf(*x * std::f32::consts::FRAC_1_SQRT_2)))
+                for x in xs.iter_mut() {
+                    *x = 0.5 * *x * (1.0 + erf(*x * std::f32::consts::FRAC_1_SQRT_2));
+                }
             }
-            Activation::GeluTanh => xs.iter_mut().for_each(|x| {
-                let u = 0.797_884_6 * (*x + 0.044_715 * *x * *x * *x);
-                // tanh(u) = 1 − 2 / (e^{2u} + 1)
-                let tanh = 1.0 - 2.0 / (exp(2.0 * u) + 1.0);
-                *x = 0.5 * *x * (1.0 + tanh);
-            }),
-            Activation::Relu => xs.iter_mut().for_each(|x| *x = x.max(0.0)),
+            Activation::GeluTanh => {
+                for x in xs.iter_mut() {
+                    let u = 0.797_884_6 * (*x + 0.044_715 * *x * *x * *x);
+                    // tanh(u) = 1 − 2 / (e^{2u} + 1)
+                    let tanh = 1.0 - 2.0 / (exp(2.0 * u) + 1.0);
+                    *x = 0.5 * *x * (1.0 + tanh);
+                }
+            }
+            Activation::Relu => {
+                for x in xs.iter_mut() {
+                    *x = x.max(0.0);
+                }
+            }
         }
     }
 
@@ -226,15 +235,23 @@ mod portable {
             }
         }
         let max = acc.iter().fold(tail, |m, &x| m.max(x));
-        row.iter_mut().for_each(|x| *x = exp(*x - max));
+        for x in row.iter_mut() {
+            *x = exp(*x - max);
+        }
         let inv = 1.0 / sum(row);
-        row.iter_mut().for_each(|x| *x *= inv);
+        for x in row.iter_mut() {
+            *x *= inv;
+        }
     }
 
     /// Softmax of each `width`-wide row of `xs`, in place.
     #[inline(always)]
     pub(super) fn softmax_rows(xs: &mut [f32], width: usize) {
-        xs.chunks_exact_mut(width).for_each(softmax);
+        // A loop, not `for_each`: an outlined iterator adaptor would be
+        // compiled without the caller's AVX2 (measured: 5 % of the time in SSE).
+        for row in xs.chunks_exact_mut(width) {
+            softmax(row);
+        }
     }
 }
 
