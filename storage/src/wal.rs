@@ -256,12 +256,15 @@ impl Wal {
         let mut next_seq = durable_seq + 1;
         let mut last_version = FORMAT_VERSION;
         let mut files = Vec::new();
+        // Where the previous file's records end: the next file must start there.
+        // (Not `next_seq`: files wholly below `durable_seq` may still be on disk
+        // after a crash between a flush and `truncate_through`.)
+        let mut prev_end: Option<u64> = None;
         let count = found.len();
         for (i, (first, path)) in found.into_iter().enumerate() {
             let newest = i + 1 == count;
             let bytes = fs_err::read(&path)?;
-            let expect = if files.is_empty() { None } else { Some(next_seq) };
-            let scan = match scan(&bytes, expect) {
+            let scan = match scan(&bytes, prev_end) {
                 Ok(s) => s,
                 Err(reason) if newest && bytes.len() < FILE_HEADER => {
                     // Crash while creating the file: nothing in it was acknowledged.
@@ -287,6 +290,7 @@ impl Wal {
                 ));
             }
             let end = first + scan.records.len() as u64;
+            prev_end = Some(end);
             replay.extend(scan.records.into_iter().filter(|(seq, _)| *seq > durable_seq));
             next_seq = next_seq.max(end);
             files.push((first, path));

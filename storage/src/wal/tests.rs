@@ -50,6 +50,27 @@ fn replays_what_was_appended() {
     assert_eq!(wal.append(&upsert(11)).unwrap(), 11);
 }
 
+/// A crash after a flush made records durable but before `truncate_through`
+/// deleted their files: every old file is still there and must not read as a
+/// gap (a crash test hit "file starts at seq 410, expected 565").
+#[test]
+fn files_wholly_below_the_durable_point_are_not_a_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(dir.path(), 0, WalOptions::default()).unwrap();
+    for i in 1..=9 {
+        wal.append(&upsert(i)).unwrap();
+        if i % 3 == 0 {
+            wal.rotate().unwrap();
+        }
+    }
+    wal.sync_through(9).unwrap();
+    drop(wal);
+    for durable in [0, 2, 3, 5, 6, 8, 9] {
+        let (_, replay) = Wal::open(dir.path(), durable, WalOptions::default()).unwrap();
+        assert_eq!(replay.iter().map(|r| r.0).collect::<Vec<_>>(), (durable + 1..=9).collect::<Vec<_>>());
+    }
+}
+
 #[test]
 fn rotation_and_truncation_keep_unflushed_records() {
     let dir = tempfile::tempdir().unwrap();
