@@ -302,11 +302,6 @@ widest!(
     softmax_rows(xs: &mut [f32], width: usize)
 );
 
-/// Sum of `xs`, vectorised.
-pub(crate) fn sum(xs: &[f32]) -> f32 {
-    portable::sum(xs)
-}
-
 /// `dst[i] += src[i]`.
 pub(crate) fn add(dst: &mut [f32], src: &[f32]) {
     dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);

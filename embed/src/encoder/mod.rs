@@ -97,7 +97,6 @@ struct Scratch {
 pub(crate) struct Encoder {
     shape: Shape,
     word: Vec<f32>,
-    vocab: usize,
     pos: Vec<f32>,
     type0: Vec<f32>,
     emb_norm: Norm,
@@ -108,7 +107,7 @@ pub(crate) struct Encoder {
 impl Encoder {
     /// Vocabulary size of the embedding table.
     pub(crate) fn vocab(&self) -> usize {
-        self.vocab
+        self.word.len() / self.shape.hidden
     }
 
     /// Encodes `seqs` (token ids with their special tokens) and pools each into
@@ -161,7 +160,7 @@ impl Encoder {
                 start += q.len();
                 let mut v = pool(rows, h, pooling);
                 if normalize {
-                    let norm = kernels::sum(&v.iter().map(|x| x * x).collect::<Vec<_>>()).sqrt().max(1e-12);
+                    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
                     v.iter_mut().for_each(|x| *x /= norm);
                 }
                 v
@@ -177,7 +176,7 @@ impl Encoder {
             for (p, &id) in seq.iter().enumerate() {
                 let id = id as usize;
                 let word = self.word.get(id * h..(id + 1) * h).ok_or_else(|| {
-                    Error::Tokenizer(format!("token id {id} is outside the model's vocabulary of {}", self.vocab))
+                    Error::Tokenizer(format!("token id {id} is outside the model's vocabulary of {}", self.vocab()))
                 })?;
                 let pos = self.pos.get(p * h..(p + 1) * h).ok_or_else(|| {
                     Error::InvalidArgument(format!("{} tokens exceed the model's position table", seq.len()))

@@ -146,7 +146,6 @@ pub(crate) fn load(config: &Config, safetensors: &[u8]) -> Result<Encoder, LoadE
     Ok(Encoder {
         shape: Shape { hidden: h, heads, eps: config.layer_norm_eps as f32, act },
         word: w.get("embeddings.word_embeddings.weight", &[config.vocab_size, h])?,
-        vocab: config.vocab_size,
         pos: w.get("embeddings.position_embeddings.weight", &[config.max_position_embeddings, h])?,
         type0: types[..h].to_vec(),
         emb_norm: w.norm("embeddings.LayerNorm", h)?,
