@@ -8,7 +8,7 @@
 //! | module    | job                                                                  |
 //! |-----------|----------------------------------------------------------------------|
 //! | `model`   | read a model folder, tokenise, batch, pool, normalise                |
-//! | `encoder` | the CPU forward pass: packed sequences, fused matmuls, vector kernels |
+//! | `encoder` | the CPU forward pass: packed sequences, fused int16/f32 matmuls, vector kernels |
 //! | [`batch`] | plan length-bucketed batches so little compute goes to padding       |
 //! | [`chunk`] | cut text into overlapping token windows at paragraph/sentence breaks |
 //! | `registry`| the models folder: list, load and look up models by name            |

@@ -23,15 +23,21 @@ use tokenizers::Tokenizer;
 
 use crate::batch::{self, BatchLimits};
 use crate::chunk::{self, Chunk, ChunkConfig};
-use crate::encoder::{self, Encoder, LoadError, Parallelism};
+use crate::encoder::{self, Encoder, LoadError, Parallelism, Precision};
 use crate::{Error, Result};
 
 /// Where the encoder runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum DeviceKind {
     /// The CPU, with multi-threaded matmuls (the default; always available).
+    /// Where the CPU has AVX2 (and not AVX-512) the linear layers multiply in
+    /// 16-bit integers (~1.4× faster end to end on Zen 3; vectors agree with
+    /// f32 to cosine ≥ 0.9999).
     #[default]
     Cpu,
+    /// The CPU with every matmul in f32: slower, and closest to PyTorch's
+    /// arithmetic.
+    CpuF32,
     /// A CUDA GPU by ordinal; needs the `cuda` feature.
     Cuda(usize),
 }
@@ -41,12 +47,11 @@ impl std::str::FromStr for DeviceKind {
     fn from_str(s: &str) -> Result<Self> {
         match s {
             "cpu" => Ok(DeviceKind::Cpu),
+            "cpu-f32" => Ok(DeviceKind::CpuF32),
             "cuda" => Ok(DeviceKind::Cuda(0)),
-            _ => s
-                .strip_prefix("cuda:")
-                .and_then(|n| n.parse().ok())
-                .map(DeviceKind::Cuda)
-                .ok_or_else(|| Error::InvalidArgument(format!("device must be cpu, cuda or cuda:N, not {s:?}"))),
+            _ => s.strip_prefix("cuda:").and_then(|n| n.parse().ok()).map(DeviceKind::Cuda).ok_or_else(|| {
+                Error::InvalidArgument(format!("device must be cpu, cpu-f32, cuda or cuda:N, not {s:?}"))
+            }),
         }
     }
 }
@@ -54,7 +59,7 @@ impl std::str::FromStr for DeviceKind {
 impl DeviceKind {
     fn open(self) -> Result<Device> {
         match self {
-            DeviceKind::Cpu => Ok(Device::Cpu),
+            DeviceKind::Cpu | DeviceKind::CpuF32 => Ok(Device::Cpu),
             #[cfg(feature = "cuda")]
             DeviceKind::Cuda(n) => Device::new_cuda(n).map_err(|e| Error::Device(format!("cuda:{n}: {e}"))),
             #[cfg(not(feature = "cuda"))]
@@ -86,7 +91,7 @@ pub struct ModelInfo {
     pub dim: usize,
     /// Longest input in tokens, special tokens included; longer input is truncated.
     pub max_tokens: usize,
-    /// `cpu` or `cuda:N`.
+    /// `cpu`, `cpu-f32` or `cuda:N`.
     pub device: String,
     /// Pooling mode.
     pub pooling: Pooling,
@@ -174,7 +179,7 @@ impl Folder<'_> {
 impl Embedder {
     /// Loads the model in folder `dir` under `name`. Every problem names the file.
     pub fn load(name: &str, dir: &Path, device: DeviceKind) -> Result<Self> {
-        Self::load_on(name, dir, device, device == DeviceKind::Cpu)
+        Self::load_on(name, dir, device, !matches!(device, DeviceKind::Cuda(_)))
     }
 
     /// [`Embedder::load`], with Naksha's encoder when `own` (CPU only) and
@@ -227,7 +232,8 @@ impl Embedder {
             .map_err(|e| f.bad("tokenizer.json", e))?;
 
         let (backend, limits) = if own {
-            let enc = encoder::load(&config, &weights).map_err(|e| match e {
+            let precision = if device == DeviceKind::CpuF32 { Precision::F32 } else { Precision::Int16 };
+            let enc = encoder::load(&config, &weights, precision).map_err(|e| match e {
                 LoadError::Config(reason) => f.bad("config.json", reason),
                 LoadError::Weights(reason) => f.bad("model.safetensors", reason),
             })?;
@@ -247,6 +253,7 @@ impl Embedder {
         };
         let device_name = match device {
             DeviceKind::Cpu => "cpu".to_owned(),
+            DeviceKind::CpuF32 => "cpu-f32".to_owned(),
             DeviceKind::Cuda(n) => format!("cuda:{n}"),
         };
         Ok(Self {
@@ -269,6 +276,15 @@ impl Embedder {
     /// What this model is.
     pub fn info(&self) -> &ModelInfo {
         &self.info
+    }
+
+    /// The arithmetic of the encoder's linear layers: `"int16"` (the CPU
+    /// default where the CPU has AVX2 and not AVX-512) or `"f32"`.
+    pub fn matmul_precision(&self) -> &'static str {
+        match &self.backend {
+            Backend::Cpu(enc) if enc.is_int16() => "int16",
+            _ => "f32",
+        }
     }
 
     /// Output dimension.
@@ -430,7 +446,7 @@ mod tests {
     #[test]
     fn own_encoder_agrees_with_candle() -> Result<()> {
         let dir = crate::testing::models_dir().join(crate::testing::MODEL);
-        let own = Embedder::load_on("m", &dir, DeviceKind::Cpu, true)?;
+        let own = Embedder::load_on("m", &dir, DeviceKind::CpuF32, true)?;
         let candle = Embedder::load_on("m", &dir, DeviceKind::Cpu, false)?;
         assert!(matches!((&own.backend, &candle.backend), (Backend::Cpu(_), Backend::Candle { .. })));
         let long = "a long text about packages and their dependencies ".repeat(40);
@@ -442,9 +458,34 @@ mod tests {
         Ok(())
     }
 
+    /// The default CPU path (16-bit integer matmuls on AVX2 CPUs without AVX-512)
+    /// agrees with the f32 one.
+    #[test]
+    fn integer_matmuls_agree_with_f32() -> Result<()> {
+        let dir = crate::testing::models_dir().join(crate::testing::MODEL);
+        let int16 = Embedder::load_on("m", &dir, DeviceKind::Cpu, true)?;
+        let f32 = Embedder::load_on("m", &dir, DeviceKind::CpuF32, true)?;
+        assert_eq!((int16.info.device.as_str(), f32.info.device.as_str()), ("cpu", "cpu-f32"));
+        assert_eq!(f32.matmul_precision(), "f32");
+        let want = if encoder::int16_preferred() { "int16" } else { "f32" };
+        assert_eq!(int16.matmul_precision(), want);
+        let long = "a long text about packages and their dependencies ".repeat(40);
+        let texts = ["", "short", "ein Webbrowser für das Internet", "日本語のテキスト", long.as_str()];
+        let (a, b) = (int16.embed(&texts)?, f32.embed(&texts)?);
+        for (a, b) in a.iter().zip(&b) {
+            let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+            assert!(dot > 0.999_9, "cosine {dot}");
+        }
+        if encoder::int16_preferred() {
+            assert_ne!(a, b, "the default path multiplies in integers on this CPU");
+        }
+        Ok(())
+    }
+
     #[test]
     fn device_names_parse() {
         assert_eq!("cpu".parse::<DeviceKind>().unwrap(), DeviceKind::Cpu);
+        assert_eq!("cpu-f32".parse::<DeviceKind>().unwrap(), DeviceKind::CpuF32);
         assert_eq!("cuda:1".parse::<DeviceKind>().unwrap(), DeviceKind::Cuda(1));
         assert!("tpu".parse::<DeviceKind>().is_err());
     }

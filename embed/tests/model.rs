@@ -24,23 +24,28 @@ fn reference() -> Vec<Reference> {
     raw.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
+/// Both CPU paths: the default (16-bit integer matmuls on AVX2 CPUs without AVX-512)
+/// and `cpu-f32`.
 #[test]
 fn agrees_with_sentence_transformers() {
-    let model = model();
     let refs = reference();
     assert_eq!(refs.len(), 200);
     let texts: Vec<&str> = refs.iter().map(|r| r.text.as_str()).collect();
-    let ours = model.embed(&texts).unwrap();
-    let mut worst = (1.0f64, "");
-    for (r, v) in refs.iter().zip(&ours) {
-        assert_eq!(v.len(), 384);
-        let c = cosine(&r.vector, v);
-        if c < worst.0 {
-            worst = (c, &r.text);
+    for device in [DeviceKind::Cpu, DeviceKind::CpuF32] {
+        let model = Models::open(&models_dir(), device).unwrap().get(MODEL).unwrap();
+        let ours = model.embed(&texts).unwrap();
+        let mut worst = (1.0f64, "");
+        for (r, v) in refs.iter().zip(&ours) {
+            assert_eq!(v.len(), 384);
+            let c = cosine(&r.vector, v);
+            if c < worst.0 {
+                worst = (c, &r.text);
+            }
         }
+        let precision = model.matmul_precision();
+        eprintln!("exactness ({device:?}, {precision} matmuls): worst cosine over 200 texts = {:.6}", worst.0);
+        assert!(worst.0 >= 0.999, "{device:?}: cosine {} for {:?}", worst.0, worst.1);
     }
-    eprintln!("exactness: worst cosine to sentence-transformers over 200 texts = {:.6}", worst.0);
-    assert!(worst.0 >= 0.999, "cosine {} for {:?}", worst.0, worst.1);
     // The reference covers what it claims: truncated input, non-ASCII and empty text.
     assert!(refs.iter().filter(|r| r.tokens > 256).count() >= 20);
     assert!(refs.iter().filter(|r| !r.text.is_ascii()).count() >= 40);

@@ -29,7 +29,7 @@ pub struct Settings {
 pub struct ModelsSettings {
     /// Folder with one sub-folder per model.
     pub dir: PathBuf,
-    /// `cpu`, `cuda` or `cuda:N`.
+    /// `cpu` (16-bit integer matmuls on AVX2 CPUs without AVX-512), `cpu-f32`, `cuda` or `cuda:N`.
     pub device: String,
 }
 

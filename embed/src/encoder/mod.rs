@@ -11,6 +11,10 @@
 //!   attention runs per sequence over exactly its own tokens (no mask needed);
 //! - fuses query, key and value into one matmul, and folds biases and residuals
 //!   into the matmul's accumulator;
+//! - multiplies the linear layers in 16-bit integers on AVX2 CPUs without
+//!   AVX-512 ([`qgemm`], [`Precision::Int16`], the default: ~1.7× the f32 matmul
+//!   rate on Zen 3), in f32 through `gemm` otherwise or when asked
+//!   (`cpu-f32`); attention stays f32;
 //! - reuses its buffers across batches (a small pool, one set per thread at work);
 //! - evaluates GELU, softmax and layer norm with vectorisable kernels
 //!   ([`kernels`]).
@@ -22,6 +26,7 @@
 //! Candle still reads the weights (any float dtype) and runs the `cuda` path.
 
 mod kernels;
+mod qgemm;
 mod weights;
 
 use std::sync::Mutex;
@@ -30,6 +35,8 @@ use rayon::prelude::*;
 
 pub(crate) use kernels::Parallelism;
 use kernels::{Activation, View};
+#[cfg(test)]
+pub(crate) use qgemm::preferred as int16_preferred;
 pub(crate) use weights::{load, Config, LoadError};
 
 use crate::model::Pooling;
@@ -43,28 +50,72 @@ struct Shape {
     act: Activation,
 }
 
-/// `y = x · w + b`, with `w` stored `inp × out` row-major.
+/// How the linear layers multiply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Precision {
+    /// f32 throughout (`gemm`): the reference arithmetic.
+    F32,
+    /// 16-bit integer matmuls ([`qgemm`]) where the CPU has AVX2 (and not
+    /// AVX-512), f32 elsewhere.
+    Int16,
+}
+
+/// A linear layer's weights in the form its matmul reads.
+enum Weights {
+    /// `inp × out` row-major.
+    F32(Vec<f32>),
+    Int16(qgemm::Packed),
+}
+
+/// `y = x · w + b`.
 struct Linear {
-    w: Vec<f32>,
+    w: Weights,
     b: Vec<f32>,
     inp: usize,
     out: usize,
 }
 
 impl Linear {
+    /// A layer from `w` (`inp × out` row-major) and `b`, multiplying in
+    /// `precision` where this CPU can.
+    fn new(w: Vec<f32>, b: Vec<f32>, inp: usize, out: usize, precision: Precision) -> Self {
+        let w = match precision {
+            Precision::Int16 if qgemm::preferred() => Weights::Int16(qgemm::Packed::new(&w, inp, out)),
+            _ => Weights::F32(w),
+        };
+        Self { w, b, inp, out }
+    }
+
     /// `dst = x · w + b` over `rows` rows, or `dst += x · w + b` when
-    /// `accumulate` (`dst` then holds the residual).
-    fn forward(&self, x: &[f32], rows: usize, dst: &mut [f32], accumulate: bool, par: Parallelism) {
+    /// `accumulate` (`dst` then holds the residual). `q` is scratch for the
+    /// quantised `x`.
+    fn forward(
+        &self,
+        x: &[f32],
+        rows: usize,
+        dst: &mut [f32],
+        accumulate: bool,
+        par: Parallelism,
+        q: &mut qgemm::Quantized,
+    ) {
         let dst = &mut dst[..rows * self.out];
-        for row in dst.chunks_exact_mut(self.out) {
-            if accumulate {
-                kernels::add(row, &self.b);
-            } else {
-                row.copy_from_slice(&self.b);
+        match &self.w {
+            Weights::F32(w) => {
+                for row in dst.chunks_exact_mut(self.out) {
+                    if accumulate {
+                        kernels::add(row, &self.b);
+                    } else {
+                        row.copy_from_slice(&self.b);
+                    }
+                }
+                let x = View::rows(x, rows, self.inp, self.inp);
+                kernels::gemm(dst, self.out, x, View::rows(w, self.inp, self.out, self.out), true, 1.0, par);
+            }
+            Weights::Int16(w) => {
+                q.fill(x, rows, self.inp);
+                qgemm::matmul(dst, self.out, q, w, qgemm::Base { bias: &self.b, accumulate }, par);
             }
         }
-        let x = View::rows(x, rows, self.inp, self.inp);
-        kernels::gemm(dst, self.out, x, View::rows(&self.w, self.inp, self.out, self.out), true, 1.0, par);
     }
 }
 
@@ -91,6 +142,7 @@ struct Scratch {
     ctx: Vec<f32>,
     inter: Vec<f32>,
     scores: Vec<f32>,
+    quantized: qgemm::Quantized,
 }
 
 /// A BERT encoder's weights, ready for [`Encoder::encode`].
@@ -105,6 +157,11 @@ pub(crate) struct Encoder {
 }
 
 impl Encoder {
+    /// Whether the linear layers multiply in 16-bit integers.
+    pub(crate) fn is_int16(&self) -> bool {
+        self.layers.iter().all(|l| matches!(l.qkv.w, Weights::Int16(_))) && !self.layers.is_empty()
+    }
+
     /// Vocabulary size of the embedding table.
     pub(crate) fn vocab(&self) -> usize {
         self.word.len() / self.shape.hidden
@@ -142,14 +199,14 @@ impl Encoder {
         self.embed_tokens(seqs, &mut s.x)?;
         for_rows(&mut s.x, h, par, |rows| kernels::layer_norm(rows, &self.emb_norm.gamma, &self.emb_norm.beta, eps));
         for layer in &self.layers {
-            layer.qkv.forward(&s.x, tokens, &mut s.qkv, false, par);
+            layer.qkv.forward(&s.x, tokens, &mut s.qkv, false, par, &mut s.quantized);
             self.attention(&s.qkv, &mut s.ctx, seqs, &mut s.scores, par);
             // The residual is the accumulator: x = LN(x + ctx · Wo + bo).
-            layer.out.forward(&s.ctx, tokens, &mut s.x, true, par);
+            layer.out.forward(&s.ctx, tokens, &mut s.x, true, par, &mut s.quantized);
             for_rows(&mut s.x, h, par, |rows| kernels::layer_norm(rows, &layer.ln1.gamma, &layer.ln1.beta, eps));
-            layer.up.forward(&s.x, tokens, &mut s.inter, false, par);
+            layer.up.forward(&s.x, tokens, &mut s.inter, false, par, &mut s.quantized);
             for_rows(&mut s.inter, layer.up.out, par, |rows| kernels::activate(rows, act));
-            layer.down.forward(&s.inter, tokens, &mut s.x, true, par);
+            layer.down.forward(&s.inter, tokens, &mut s.x, true, par, &mut s.quantized);
             for_rows(&mut s.x, h, par, |rows| kernels::layer_norm(rows, &layer.ln2.gamma, &layer.ln2.beta, eps));
         }
         let mut start = 0;

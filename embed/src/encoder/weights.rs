@@ -13,7 +13,16 @@ use candle_core::{DType, Device, Tensor};
 use serde::Deserialize;
 
 use super::kernels::Activation;
-use super::{Encoder, Layer, Linear, Norm, Shape};
+use super::{Encoder, Layer, Linear, Norm, Precision, Shape};
+
+/// A linear layer as read, before [`Linear::new`] picks its matmul: `w` is
+/// `inp × out` row-major.
+struct Dense {
+    w: Vec<f32>,
+    b: Vec<f32>,
+    inp: usize,
+    out: usize,
+}
 
 /// The fields of a BERT `config.json` the encoder uses.
 #[derive(Deserialize)]
@@ -74,7 +83,7 @@ impl Tensors {
     }
 
     /// A `torch.nn.Linear` (`weight` is `out × in`), transposed to `in × out`.
-    fn linear(&self, name: &str, inp: usize, out: usize) -> Result<Linear, LoadError> {
+    fn linear(&self, name: &str, inp: usize, out: usize) -> Result<Dense, LoadError> {
         let w = self.get(&format!("{name}.weight"), &[out, inp])?;
         let b = self.get(&format!("{name}.bias"), &[out])?;
         let mut t = vec![0f32; inp * out];
@@ -83,7 +92,7 @@ impl Tensors {
                 t[i * out + o] = x;
             }
         }
-        Ok(Linear { w: t, b, inp, out })
+        Ok(Dense { w: t, b, inp, out })
     }
 
     fn norm(&self, name: &str, width: usize) -> Result<Norm, LoadError> {
@@ -96,8 +105,9 @@ impl Tensors {
     }
 }
 
-/// Checks `config` and loads the weights in `safetensors` into an [`Encoder`].
-pub(crate) fn load(config: &Config, safetensors: &[u8]) -> Result<Encoder, LoadError> {
+/// Checks `config` and loads the weights in `safetensors` into an [`Encoder`]
+/// whose linear layers multiply in `precision`.
+pub(crate) fn load(config: &Config, safetensors: &[u8], precision: Precision) -> Result<Encoder, LoadError> {
     let act = match config.hidden_act.as_str() {
         "gelu" => Activation::Gelu,
         "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
@@ -131,12 +141,13 @@ pub(crate) fn load(config: &Config, safetensors: &[u8]) -> Result<Encoder, LoadE
                 w.linear(&l("attention.self.key"), h, h)?,
                 w.linear(&l("attention.self.value"), h, h)?,
             );
+            let linear = |d: Dense| Linear::new(d.w, d.b, d.inp, d.out, precision);
             Ok(Layer {
-                qkv: fuse(&[q, k, v]),
-                out: w.linear(&l("attention.output.dense"), h, h)?,
+                qkv: linear(fuse(&[q, k, v])),
+                out: linear(w.linear(&l("attention.output.dense"), h, h)?),
                 ln1: w.norm(&l("attention.output.LayerNorm"), h)?,
-                up: w.linear(&l("intermediate.dense"), h, inter)?,
-                down: w.linear(&l("output.dense"), inter, h)?,
+                up: linear(w.linear(&l("intermediate.dense"), h, inter)?),
+                down: linear(w.linear(&l("output.dense"), inter, h)?),
                 ln2: w.norm(&l("output.LayerNorm"), h)?,
             })
         })
@@ -155,7 +166,7 @@ pub(crate) fn load(config: &Config, safetensors: &[u8]) -> Result<Encoder, LoadE
 }
 
 /// Concatenates linears that read the same input into one (outputs side by side).
-fn fuse(parts: &[Linear]) -> Linear {
+fn fuse(parts: &[Dense]) -> Dense {
     let inp = parts[0].inp;
     let out: usize = parts.iter().map(|p| p.out).sum();
     let mut w = Vec::with_capacity(inp * out);
@@ -164,5 +175,5 @@ fn fuse(parts: &[Linear]) -> Linear {
             w.extend_from_slice(&p.w[i * p.out..(i + 1) * p.out]);
         }
     }
-    Linear { w, b: parts.iter().flat_map(|p| p.b.iter().copied()).collect(), inp, out }
+    Dense { w, b: parts.iter().flat_map(|p| p.b.iter().copied()).collect(), inp, out }
 }

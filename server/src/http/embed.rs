@@ -24,7 +24,7 @@ pub struct ModelOut {
     pub dim: usize,
     /// Longest input in tokens; longer input is truncated.
     pub max_tokens: usize,
-    /// `cpu` or `cuda:N`.
+    /// `cpu`, `cpu-f32` or `cuda:N`.
     pub device: String,
 }
 
