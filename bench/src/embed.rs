@@ -1,20 +1,23 @@
 //! Embedding throughput: Naksha's CPU encoder beside sentence-transformers
 //! (PyTorch, CPU) on the same texts, same machine, same run.
 //!
-//! Both sides get a warm-up pass, then embed every text once per round; rounds
-//! alternate the two sides back to back, so drift in a shared machine's speed
-//! hits both, and each side's median round is reported. The report gives
+//! Naksha runs twice: on its default device (`cpu`: 16-bit integer matmuls on
+//! AVX2 CPUs without AVX-512) and on `cpu-f32` (every matmul in f32). Every side
+//! gets a warm-up pass, then embeds every text once per round; rounds
+//! alternate the sides back to back, so drift in a shared machine's speed hits
+//! all of them, and each side's median round is reported. The report gives
 //! docs/s and tokens/s (tokens after truncation, special tokens included, as
-//! the model sees them), the ratio, and how closely the two sides' vectors
-//! agree on this set (mean and minimum cosine).
+//! the model sees them), the ratio to the peer, and how closely each Naksha
+//! side's vectors agree with the peer's on this set (mean and minimum cosine).
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use naksha_embed::{DeviceKind, Models};
+use naksha_embed::{DeviceKind, Embedder, Models};
 
 /// Settings of one run.
 #[derive(Clone, Debug)]
@@ -42,27 +45,37 @@ pub struct EmbedRun {
     pub secs: f64,
     /// Seconds of each round, in order.
     pub rounds: Vec<f64>,
+    /// Mean and minimum cosine between this side's vectors and the peer's
+    /// (Naksha's sides, when the peer ran).
+    pub agreement: Option<(f64, f64)>,
 }
 
 impl EmbedRun {
     fn new(engine: String, rounds: Vec<f64>) -> Self {
         let mut sorted = rounds.clone();
         sorted.sort_by(f64::total_cmp);
-        Self { engine, secs: sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN), rounds }
+        Self { engine, secs: sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN), rounds, agreement: None }
     }
 }
 
-/// Both sides' results.
+/// Every side's results.
 #[derive(Clone, Debug)]
 pub struct EmbedReport {
     /// Texts.
     pub docs: usize,
     /// Tokens the model saw.
     pub tokens: usize,
-    /// Naksha, then the peer if it ran.
+    /// Naksha's sides: the default device, then `cpu-f32`.
     pub runs: Vec<EmbedRun>,
-    /// Mean and minimum cosine between the two sides' vectors.
-    pub agreement: Option<(f64, f64)>,
+    /// The peer, if it ran.
+    pub peer: Option<EmbedRun>,
+}
+
+/// One Naksha side while the rounds run.
+struct Side {
+    model: Arc<Embedder>,
+    secs: Vec<f64>,
+    vectors: Vec<Vec<f32>>,
 }
 
 /// The `text` field of the first `limit` records of a Debian-descriptions JSONL
@@ -71,36 +84,52 @@ pub fn read_texts(path: &Path, limit: usize) -> Result<Vec<String>> {
     Ok(crate::corpus::read(path, limit)?.into_iter().map(|r| r.text).collect())
 }
 
-/// Run Naksha (and the peer unless skipped).
+/// Run Naksha's two CPU sides (and the peer unless skipped).
 pub fn run(args: &EmbedArgs) -> Result<EmbedReport> {
-    let models = Models::open(&args.models_dir, DeviceKind::Cpu)?;
-    let model = models.get(&args.model)?;
     let refs: Vec<&str> = args.texts.iter().map(String::as_str).collect();
-    let tokens = model.token_counts(&refs)?.iter().sum();
-    model.embed(&refs[..refs.len().min(64)])?;
-    let (mut ours, mut ours_secs, mut theirs, mut peer_secs, mut peer_engine) =
-        (Vec::new(), vec![], None, vec![], None);
+    let mut sides = Vec::new();
+    for device in [DeviceKind::Cpu, DeviceKind::CpuF32] {
+        let model = Models::open(&args.models_dir, device)?.get(&args.model)?;
+        model.embed(&refs[..refs.len().min(64)])?;
+        sides.push(Side { model, secs: vec![], vectors: vec![] });
+    }
+    let tokens = sides[0].model.token_counts(&refs)?.iter().sum();
+    let dim = sides[0].model.dim();
+    let (mut theirs, mut peer_secs, mut peer_engine) = (None, vec![], None);
     for _ in 0..args.rounds.max(1) {
-        let t = Instant::now();
-        ours = model.embed(&refs)?;
-        ours_secs.push(t.elapsed().as_secs_f64());
+        for side in &mut sides {
+            let t = Instant::now();
+            side.vectors = side.model.embed(&refs)?;
+            side.secs.push(t.elapsed().as_secs_f64());
+        }
         if !args.skip_peer {
-            let (engine, secs, vectors) = run_peer(args, model.dim())?;
+            let (engine, secs, vectors) = run_peer(args, dim)?;
             peer_secs.push(secs);
             (peer_engine, theirs) = (Some(engine), Some(vectors));
         }
     }
     let threads = rayon::current_num_threads();
-    let engine = format!("Naksha (own CPU encoder, {threads} threads, packed length-sorted batches)");
-    let mut runs = vec![EmbedRun::new(engine, ours_secs)];
-    let mut agreement = None;
-    if let (Some(engine), Some(theirs)) = (peer_engine, theirs) {
-        runs.push(EmbedRun::new(engine, peer_secs));
-        let cos: Vec<f64> = ours.iter().zip(theirs.chunks_exact(model.dim())).map(|(a, b)| cosine(a, b)).collect();
-        let mean = cos.iter().sum::<f64>() / cos.len().max(1) as f64;
-        agreement = Some((mean, cos.iter().copied().fold(f64::INFINITY, f64::min)));
-    }
-    Ok(EmbedReport { docs: refs.len(), tokens, runs, agreement })
+    let runs = sides
+        .into_iter()
+        .map(|side| {
+            let info = side.model.info();
+            let engine = format!(
+                "Naksha (own CPU encoder, device {}: {} matmuls, {threads} threads, packed length-sorted batches)",
+                info.device,
+                side.model.matmul_precision()
+            );
+            let mut run = EmbedRun::new(engine, side.secs);
+            if let Some(theirs) = &theirs {
+                let cos: Vec<f64> =
+                    side.vectors.iter().zip(theirs.chunks_exact(dim)).map(|(a, b)| cosine(a, b)).collect();
+                let mean = cos.iter().sum::<f64>() / cos.len().max(1) as f64;
+                run.agreement = Some((mean, cos.iter().copied().fold(f64::INFINITY, f64::min)));
+            }
+            run
+        })
+        .collect();
+    let peer = peer_engine.map(|engine| EmbedRun::new(engine, peer_secs));
+    Ok(EmbedReport { docs: refs.len(), tokens, runs, peer })
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
@@ -155,8 +184,9 @@ pub fn markdown(r: &EmbedReport, args: &EmbedArgs, command: &str) -> String {
     let rounds = r.runs.first().map_or(0, |run| run.rounds.len());
     let _ = writeln!(s, "| engine | seconds (median of {rounds}) | docs/s | tokens/s | vs sentence-transformers |");
     let _ = writeln!(s, "|---|---:|---:|---:|---:|");
-    let peer = r.runs.get(1).map(|p| p.secs);
-    for run in &r.runs {
+    let peer = r.peer.as_ref().map(|p| p.secs);
+    let all = || r.runs.iter().chain(&r.peer);
+    for run in all() {
         let ratio = peer.map_or("–".into(), |p| format!("{:.2}×", p / run.secs));
         let _ = writeln!(
             s,
@@ -168,15 +198,17 @@ pub fn markdown(r: &EmbedReport, args: &EmbedArgs, command: &str) -> String {
         );
     }
     let _ = writeln!(s, "\nSeconds per round (the sides alternate, back to back):\n");
-    for run in &r.runs {
+    for run in all() {
         let each: Vec<String> = run.rounds.iter().map(|t| format!("{t:.2}")).collect();
         let _ = writeln!(s, "- {}: {}", run.engine, each.join(", "));
     }
-    if let Some((mean, min)) = r.agreement {
-        let _ = writeln!(
-            s,
-            "\nAgreement of the two sides' vectors on these texts: mean cosine {mean:.6}, minimum {min:.6}."
-        );
+    if r.runs.iter().any(|run| run.agreement.is_some()) {
+        let _ = writeln!(s, "\nAgreement with sentence-transformers' vectors on these texts:\n");
+    }
+    for run in &r.runs {
+        if let Some((mean, min)) = run.agreement {
+            let _ = writeln!(s, "- {}: mean cosine {mean:.6}, minimum {min:.6}", run.engine);
+        }
     }
     s
 }

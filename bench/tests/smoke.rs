@@ -129,14 +129,15 @@ fn embed_smoke_runs_naksha_and_reports() {
         rounds: 3,
     };
     let r = naksha_bench::embed::run(&args).unwrap();
-    assert_eq!((r.docs, r.runs.len(), r.runs[0].rounds.len()), (12, 1, 3));
-    assert!(r.tokens > 12 * 5 && r.runs[0].secs > 0.0);
+    assert_eq!((r.docs, r.runs.len(), r.runs[0].rounds.len(), r.peer.is_none()), (12, 2, 3, true));
+    assert!(r.tokens > 12 * 5 && r.runs.iter().all(|run| run.secs > 0.0 && run.rounds.len() == 3));
     // The reported time is the median round.
     let mut sorted = r.runs[0].rounds.clone();
     sorted.sort_by(f64::total_cmp);
     assert_eq!(r.runs[0].secs, sorted[1]);
     let md = naksha_bench::embed::markdown(&r, &args, "naksha-bench embed --docs 12");
     assert!(md.contains("| Naksha (own CPU encoder") && md.contains("median of 3") && md.contains("docs/s"), "{md}");
+    assert!(md.contains("device cpu:") && md.contains("device cpu-f32: f32 matmuls"), "{md}");
 }
 
 /// The quickstart's 36 packages as a known-item set: each synopsis ("Web
