@@ -157,9 +157,10 @@ pub(crate) struct Encoder {
 }
 
 impl Encoder {
-    /// Whether the linear layers multiply in 16-bit integers.
+    /// Whether the linear layers multiply in 16-bit integers (all layers are
+    /// loaded in one precision).
     pub(crate) fn is_int16(&self) -> bool {
-        self.layers.iter().all(|l| matches!(l.qkv.w, Weights::Int16(_))) && !self.layers.is_empty()
+        self.layers.first().is_some_and(|l| matches!(l.qkv.w, Weights::Int16(_)))
     }
 
     /// Vocabulary size of the embedding table.
