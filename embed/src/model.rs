@@ -104,7 +104,7 @@ enum Backend {
     /// Naksha's own forward pass ([`crate::encoder`]): the CPU default.
     Cpu(Encoder),
     /// Candle's `BertModel` on a GPU (feature `cuda`).
-    Candle { model: BertModel, device: Device },
+    Candle { model: Box<BertModel>, device: Device },
 }
 
 /// A loaded sentence-embedding model. Cheap to share behind an `Arc`; `embed`
@@ -249,7 +249,7 @@ impl Embedder {
             let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
                 .map_err(|e| f.bad("model.safetensors", e))?;
             let model = BertModel::load(vb, &config).map_err(|e| f.bad("model.safetensors", e))?;
-            (Backend::Candle { model, device }, BatchLimits::default())
+            (Backend::Candle { model: Box::new(model), device }, BatchLimits::default())
         };
         let device_name = match device {
             DeviceKind::Cpu => "cpu".to_owned(),

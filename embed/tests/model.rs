@@ -170,3 +170,23 @@ fn cuda_without_the_feature_is_a_clear_error() {
     let e = Models::open(&models_dir(), DeviceKind::Cuda(0)).unwrap_err();
     assert!(e.to_string().contains("CUDA"), "{e}");
 }
+
+/// In a `cuda` build (`scripts/check-cuda.sh`): with a GPU the CUDA path agrees
+/// with the CPU's f32 path; without one, asking for it is a clear error.
+#[test]
+#[cfg(feature = "cuda")]
+fn cuda_agrees_with_the_cpu_or_fails_clearly() {
+    match Models::open(&models_dir(), DeviceKind::Cuda(0)) {
+        Ok(models) => {
+            let gpu = models.get(MODEL).unwrap();
+            let cpu = Models::open(&models_dir(), DeviceKind::CpuF32).unwrap().get(MODEL).unwrap();
+            assert_eq!(gpu.info().device, "cuda:0");
+            let refs = reference();
+            let texts: Vec<&str> = refs.iter().map(|r| r.text.as_str()).collect();
+            for (a, b) in gpu.embed(&texts).unwrap().iter().zip(cpu.embed(&texts).unwrap()) {
+                assert!(cosine(a, &b) > 0.9999);
+            }
+        }
+        Err(e) => assert!(e.to_string().contains("cuda:0"), "{e}"),
+    }
+}
