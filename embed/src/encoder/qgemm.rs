@@ -217,58 +217,53 @@ pub(crate) fn matmul(dst: &mut [f32], ld: usize, a: &Quantized, w: &Packed, base
         return;
     }
     let kernel = Kernel::detect();
+    let ops = Operands { a, w, base, ld };
     let threads = match par {
         Parallelism::Rayon(n) if rows > MR => n.max(1).min(rows.div_ceil(MR)),
         _ => 1,
     };
     if threads == 1 {
-        block(dst, ld, a, 0, rows, w, base, kernel);
+        block(dst, ops, 0, rows, kernel);
         return;
     }
     let per = rows.div_ceil(threads).div_ceil(MR) * MR;
     let len = (rows * ld).min(dst.len());
     dst[..len].par_chunks_mut(per * ld).enumerate().for_each(|(i, part)| {
         let first = i * per;
-        block(part, ld, a, first, per.min(rows - first), w, base, kernel);
+        block(part, ops, first, per.min(rows - first), kernel);
     });
 }
 
-/// Rows `first..first + rows` of the product into `dst` (which starts at row `first`).
-#[allow(clippy::too_many_arguments)]
-fn block(
-    dst: &mut [f32],
+/// One product's operands, shared by the threads that compute its rows.
+#[derive(Clone, Copy)]
+struct Operands<'a> {
+    a: &'a Quantized,
+    w: &'a Packed,
+    base: Base<'a>,
+    /// `dst`'s row stride.
     ld: usize,
-    a: &Quantized,
-    first: usize,
-    rows: usize,
-    w: &Packed,
-    base: Base<'_>,
-    kernel: Kernel,
-) {
+}
+
+/// Rows `first..first + rows` of the product into `dst` (which starts at row `first`).
+fn block(dst: &mut [f32], ops: Operands<'_>, first: usize, rows: usize, kernel: Kernel) {
     match kernel {
-        Kernel::Reference => block_with(dst, ld, a, first, rows, w, base, |r, a, lda, b, np, sums| {
-            check_tile(r, a, lda, b, np);
-            tile_reference(r, a, lda, b, np, sums)
-        }),
+        Kernel::Reference => block_with(dst, ops, first, rows, tile_reference),
         // SAFETY: `Kernel::Avx2` is only detected on CPUs with AVX2.
         #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 => unsafe { avx2::block(dst, ld, a, first, rows, w, base) },
+        Kernel::Avx2 => unsafe { avx2::block(dst, ops, first, rows) },
     }
 }
 
 /// [`block`] with `tile` as the microkernel: cache blocks of [`MC`] rows, then
 /// panels, then [`KC`]-input blocks, then tiles of [`MR`] rows; each tile's
-/// i32 sums are scaled and added to `dst` (to `base` for the first block).
+/// bounds are checked ([`check_tile`]) before `tile` runs, and its i32 sums are
+/// scaled and added to `dst` (to `base` for the first block).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn block_with(
     dst: &mut [f32],
-    ld: usize,
-    a: &Quantized,
+    Operands { a, w, base, ld }: Operands<'_>,
     first: usize,
     rows: usize,
-    w: &Packed,
-    base: Base<'_>,
     mut tile: impl FnMut(usize, &[i16], usize, &[i16], usize, &mut [[i32; NR]; MR]),
 ) {
     let (kp, pairs) = (a.kp, a.kp / 2);
@@ -285,7 +280,9 @@ fn block_with(
                 for r0 in (i0..i0 + ib).step_by(MR) {
                     let r = MR.min(i0 + ib - r0);
                     let row = first + r0;
-                    tile(r, &a.data[row * kp + 2 * t0..], kp, b, np, &mut sums);
+                    let a_tile = &a.data[row * kp + 2 * t0..];
+                    check_tile(r, a_tile, kp, b, np);
+                    tile(r, a_tile, kp, b, np, &mut sums);
                     for (rr, s) in sums[..r].iter().enumerate() {
                         let scale = a.scale[row + rr];
                         let out = &mut dst[(r0 + rr) * ld + j0..][..nc];
@@ -366,9 +363,9 @@ fn tile_reference(rows: usize, a: &[i16], lda: usize, b: &[i16], pairs: usize, s
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{block_with, check_tile, Base, Packed, Quantized, MR, NR};
+    use super::{block_with, Operands, Quantized, MR, NR};
 
-    /// [`Quantized::fill`] compiled for AVX2 (rounding is one instruction).
+    /// [`Quantized::fill`] compiled for AVX2 (8-lane vectors).
     #[target_feature(enable = "avx2")]
     pub(super) fn fill(q: &mut Quantized, x: &[f32], rows: usize, k: usize) {
         q.fill_with(x, rows, k)
@@ -376,19 +373,10 @@ mod avx2 {
 
     /// [`super::block`] with the AVX2 tile, compiled for AVX2 throughout.
     #[target_feature(enable = "avx2")]
-    pub(super) fn block(
-        dst: &mut [f32],
-        ld: usize,
-        a: &Quantized,
-        first: usize,
-        rows: usize,
-        w: &Packed,
-        base: Base<'_>,
-    ) {
-        block_with(dst, ld, a, first, rows, w, base, |r, a, lda, b, np, sums| {
-            check_tile(r, a, lda, b, np);
-            // SAFETY: this function runs only on CPUs with AVX2, and the
-            // bounds were checked just now.
+    pub(super) fn block(dst: &mut [f32], ops: Operands<'_>, first: usize, rows: usize) {
+        block_with(dst, ops, first, rows, |r, a, lda, b, np, sums| {
+            // SAFETY: this function runs only on CPUs with AVX2, and
+            // `block_with` checked the tile's bounds just before this call.
             unsafe { tile_checked(r, a, lda, b, np, sums) }
         })
     }
