@@ -120,14 +120,31 @@ impl Database {
     }
 
     /// Delete a collection and its files; returns whether it existed.
+    ///
+    /// The durable step (renaming the directory to `{name}.deleting`) comes
+    /// first, with the collection's flushes and merges held off; only when it
+    /// succeeded does the collection leave the map. A failure before it changes
+    /// nothing; a failure after it (removing the files) is finished at the next open.
     pub fn delete_collection(&self, name: &str) -> Result<bool> {
-        let Some(c) = self.collections.write().remove(name) else { return Ok(false) };
-        c.shutdown();
-        let dir = self.dir.join("collections").join(name);
+        let mut map = self.collections.write();
+        let Some(c) = map.get(name).cloned() else { return Ok(false) };
+        let cdir = self.dir.join("collections");
+        let dir = cdir.join(name);
         let doomed = dir.with_extension("deleting");
-        fs_err::rename(&dir, &doomed).map_err(naksha_storage::Error::from)?;
-        naksha_storage::dirs::sync_dir(&self.dir.join("collections"))?;
-        fs_err::remove_dir_all(&doomed).map_err(naksha_storage::Error::from)?;
+        c.quiesced(|| {
+            naksha_storage::fault::check("collection.delete", &dir)?;
+            fs_err::rename(&dir, &doomed)?;
+            Ok::<_, naksha_storage::Error>(())
+        })?;
+        map.remove(name);
+        drop(map);
+        c.shutdown();
+        if let Err(e) = naksha_storage::dirs::sync_dir(&cdir) {
+            tracing::warn!(collection = name, error = %e, "cannot fsync the collections folder after a delete");
+        }
+        if let Err(e) = fs_err::remove_dir_all(&doomed) {
+            tracing::warn!(collection = name, error = %e, "cannot remove a deleted collection's files; the next open finishes it");
+        }
         Ok(true)
     }
 }

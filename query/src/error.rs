@@ -28,6 +28,10 @@ pub enum Error {
     /// The caller stopped listening (a streaming client went away).
     #[error("cancelled: the caller went away")]
     Cancelled,
+    /// The collection cannot take this request now (its memtable is full and
+    /// flushes are failing, e.g. on a full disk). Retry once the cause is fixed.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// Another process holds the data directory. Stop it or use another directory.
     #[error("data directory {0} is locked by another process")]
     Locked(std::path::PathBuf),
@@ -48,7 +52,9 @@ impl Error {
                 matches!(e, naksha_embed::Error::UnknownModel(_) | naksha_embed::Error::InvalidArgument(_))
             }
             Error::InvalidArgument(_) | Error::CollectionNotFound(_) | Error::CollectionExists(_) => true,
-            Error::Storage(_) | Error::Locked(_) | Error::Generator(_) | Error::Cancelled => false,
+            Error::Storage(_) | Error::Locked(_) | Error::Generator(_) | Error::Cancelled | Error::Unavailable(_) => {
+                false
+            }
         }
     }
 }

@@ -32,8 +32,11 @@ pub const MAX_CONDITIONS: usize = 1024;
 pub const MAX_KEY_LEN: usize = 256;
 
 /// A boolean combination of conditions.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+///
+/// Only a JSON object parses: serde would otherwise read a struct from an
+/// array of its fields in order, so `[]` and `[[cond]]` passed for filters (a
+/// delete with `"filter": []` deleted every point).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Filter {
     /// All must hold.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -44,6 +47,35 @@ pub struct Filter {
     /// None may hold.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub must_not: Vec<Condition>,
+}
+
+/// The fields of a filter object, as parsed.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilterFields {
+    #[serde(default)]
+    must: Vec<Condition>,
+    #[serde(default)]
+    should: Vec<Condition>,
+    #[serde(default)]
+    must_not: Vec<Condition>,
+}
+
+impl<'de> Deserialize<'de> for Filter {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct ObjectOnly;
+        impl<'de> serde::de::Visitor<'de> for ObjectOnly {
+            type Value = Filter;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a filter object with \"must\", \"should\" and/or \"must_not\" arrays")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> std::result::Result<Filter, A::Error> {
+                let f = FilterFields::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(Filter { must: f.must, should: f.should, must_not: f.must_not })
+            }
+        }
+        d.deserialize_map(ObjectOnly)
+    }
 }
 
 /// One condition: on a payload key, or a nested filter.
@@ -150,6 +182,9 @@ impl Filter {
                 return Err(format!("more than {MAX_CONDITIONS} conditions"));
             }
             match c {
+                Condition::Nested(f) if f.is_empty() => {
+                    return Err("a nested filter needs at least one condition".into())
+                }
                 Condition::Nested(f) => f.validate_at(depth + 1, count)?,
                 Condition::Field { key, test } => {
                     if key.is_empty() || key.len() > MAX_KEY_LEN {
@@ -179,6 +214,11 @@ impl Filter {
             }
         }
         Ok(())
+    }
+
+    /// True when the filter has no condition (and so admits every point).
+    pub fn is_empty(&self) -> bool {
+        self.must.is_empty() && self.should.is_empty() && self.must_not.is_empty()
     }
 
     /// Whether `payload` passes the filter.
@@ -303,6 +343,14 @@ mod tests {
             (json!({"must": "x"}), "filter"),
             (json!({"mast": []}), "unknown field"),
             (json!({"must": [7]}), "JSON object"),
+            // Arrays are not filters (serde reads structs from arrays unless told not to).
+            (json!([]), "a filter object"),
+            (json!([[]]), "a filter object"),
+            (json!([[{"key": "lang", "match": "en"}]]), "a filter object"),
+            (json!("lang = en"), "a filter object"),
+            (json!({"must": [{}]}), "nested filter needs"),
+            (json!({"should": [{"must": []}]}), "nested filter needs"),
+            (json!({"must": null}), "filter"),
         ];
         for (v, want) in cases {
             let e = Filter::from_json(v.clone()).unwrap_err().to_string();
@@ -334,7 +382,7 @@ mod tests {
             Just(json!({"key": "lang", "in": ["fr", "de"]})),
         ];
         leaf.prop_recursive(3, 12, 3, |inner| {
-            (prop::collection::vec(inner.clone(), 0..3), prop::collection::vec(inner, 0..2))
+            (prop::collection::vec(inner.clone(), 1..3), prop::collection::vec(inner, 0..2))
                 .prop_map(|(must, not)| json!({"must": must, "must_not": not}))
         })
     }

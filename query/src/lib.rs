@@ -33,7 +33,7 @@ pub mod planner;
 pub mod rag;
 
 pub use collection::{
-    Collection, CollectionInfo, Document, DocumentsWritten, Metrics, Record, ScoredPoint, SearchRequest,
+    Collection, CollectionInfo, Document, DocumentsWritten, HealthStatus, Metrics, Record, ScoredPoint, SearchRequest,
 };
 pub use config::{CollectionConfig, EmbedConfig, EngineOptions, HnswConfig, VectorsConfig};
 pub use database::Database;

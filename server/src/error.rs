@@ -14,6 +14,16 @@ pub enum Kind {
     InvalidArgument,
     /// Missing or wrong API key.
     Unauthenticated,
+    /// Refused by policy (a foreign Host or browser Origin).
+    PermissionDenied,
+    /// The route exists, not with this method.
+    MethodNotAllowed,
+    /// The client sent its request too slowly.
+    RequestTimeout,
+    /// The request URI is too long.
+    UriTooLong,
+    /// The body is not JSON or NDJSON.
+    UnsupportedMediaType,
     /// No such collection, point or route.
     NotFound,
     /// A collection exists with another configuration.
@@ -36,6 +46,11 @@ impl Kind {
         match self {
             Kind::InvalidArgument => "invalid_argument",
             Kind::Unauthenticated => "unauthenticated",
+            Kind::PermissionDenied => "permission_denied",
+            Kind::MethodNotAllowed => "method_not_allowed",
+            Kind::RequestTimeout => "request_timeout",
+            Kind::UriTooLong => "uri_too_long",
+            Kind::UnsupportedMediaType => "unsupported_media_type",
             Kind::NotFound => "not_found",
             Kind::AlreadyExists => "already_exists",
             Kind::PayloadTooLarge => "payload_too_large",
@@ -51,6 +66,11 @@ impl Kind {
         match self {
             Kind::InvalidArgument => StatusCode::BAD_REQUEST,
             Kind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Kind::PermissionDenied => StatusCode::FORBIDDEN,
+            Kind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Kind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Kind::UriTooLong => StatusCode::URI_TOO_LONG,
+            Kind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Kind::NotFound => StatusCode::NOT_FOUND,
             Kind::AlreadyExists => StatusCode::CONFLICT,
             Kind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -66,6 +86,10 @@ impl Kind {
         match self {
             Kind::InvalidArgument | Kind::Unprocessable => tonic::Code::InvalidArgument,
             Kind::Unauthenticated => tonic::Code::Unauthenticated,
+            Kind::PermissionDenied => tonic::Code::PermissionDenied,
+            Kind::MethodNotAllowed => tonic::Code::Unimplemented,
+            Kind::RequestTimeout => tonic::Code::DeadlineExceeded,
+            Kind::UriTooLong | Kind::UnsupportedMediaType => tonic::Code::InvalidArgument,
             Kind::NotFound => tonic::Code::NotFound,
             Kind::AlreadyExists => tonic::Code::AlreadyExists,
             Kind::PayloadTooLarge => tonic::Code::ResourceExhausted,
@@ -129,11 +153,11 @@ impl From<QueryError> for ApiError {
                 | naksha_index::Error::NonFinite { .. }
                 | naksha_index::Error::ZeroVector { .. } => Self::new(Kind::Unprocessable, ie.to_string()),
                 naksha_index::Error::InvalidQuery(m) => Self::invalid(m),
-                naksha_index::Error::Storage(_)
-                | naksha_index::Error::CorruptSegment { .. }
-                | naksha_index::Error::Text(_) => Self::internal(ie),
+                naksha_index::Error::Storage(se) => se.into(),
+                naksha_index::Error::CorruptSegment { .. } | naksha_index::Error::Text(_) => Self::internal(ie),
             },
-            QueryError::Storage(se) => Self::internal(se),
+            QueryError::Storage(se) => se.into(),
+            QueryError::Unavailable(m) => Self::unavailable(m),
             QueryError::InvalidArgument(m) => Self::invalid(m),
             QueryError::CollectionNotFound(name) => Self::not_found(format!("collection {name:?} not found")),
             QueryError::CollectionExists(name) => Self::new(
@@ -144,6 +168,27 @@ impl From<QueryError> for ApiError {
             QueryError::Embed(ee) => ee.into(),
             QueryError::Generator(m) => Self::new(Kind::BadGateway, format!("generator: {m}")),
             QueryError::Cancelled => Self::new(Kind::Unavailable, "cancelled"),
+        }
+    }
+}
+
+impl From<naksha_storage::Error> for ApiError {
+    fn from(e: naksha_storage::Error) -> Self {
+        use naksha_storage::Error as E;
+        if e.is_no_space() && !matches!(e, E::SyncFailed(_)) {
+            tracing::warn!(error = %e, "disk full");
+            return Self::unavailable(
+                "no space left on the data directory's disk: the request changed nothing; writes resume when space returns",
+            );
+        }
+        match e {
+            E::SyncFailed(_) | E::WalPoisoned(_) => {
+                tracing::error!(error = %e, "collection read-only");
+                Self::unavailable(format!("{e}; the collection is read-only until the server restarts"))
+            }
+            E::Corrupt { .. } | E::UnsupportedVersion { .. } | E::Decode(_) | E::Io(_) | E::Json { .. } => {
+                Self::internal(e)
+            }
         }
     }
 }

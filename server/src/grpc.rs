@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use naksha_query::{Document, Filter, Point, PointId};
 use serde_json::Value;
@@ -83,6 +83,8 @@ fn info(c: &naksha_query::Collection, name: String, created: bool) -> pb::Collec
         disk_bytes: i.disk_bytes,
         memory_bytes: i.memory_bytes,
         created,
+        status: i.status.as_str().to_owned(),
+        error: i.error.unwrap_or_default(),
     }
 }
 
@@ -175,10 +177,11 @@ impl Naksha for NakshaService {
         let ids = r.ids.into_iter().map(|i| id_from_pb(Some(i))).collect::<Result<Vec<_>, _>>()?;
         self.run(move |db| {
             let c = db.collection(&r.collection)?;
-            let deleted = match (ids.is_empty(), filter.is_null()) {
-                (false, true) => c.delete(ids)?,
-                (true, false) => c.delete_where(&Filter::from_json(filter)?)?,
-                _ => return Err(ApiError::invalid("give exactly one of ids or filter_json")),
+            let deleted = match (ids.is_empty(), filter.is_null(), r.all) {
+                (false, true, false) => c.delete(ids)?,
+                (true, false, false) => c.delete_where(&Filter::from_json(filter)?)?,
+                (true, true, true) => c.delete_all()?,
+                _ => return Err(ApiError::invalid("give exactly one of ids, filter_json or all")),
             };
             Ok(pb::DeleteResponse { deleted: deleted as u64 })
         })
@@ -359,6 +362,12 @@ pub async fn mark_serving(reporter: &tonic_health::server::HealthReporter) {
 }
 
 /// Serve gRPC on `listener` until `shutdown` resolves.
+/// Concurrent requests (streams) on one gRPC connection.
+const GRPC_STREAMS_PER_CONNECTION: usize = 256;
+/// Largest gRPC reply.
+const GRPC_MAX_REPLY_BYTES: usize = 256 << 20;
+
+/// Serve gRPC until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
@@ -370,7 +379,9 @@ pub async fn serve(
         .build_v1()?;
     let key = state.api_key.clone();
     let limit = state.body_limit;
-    let service = NakshaServer::new(NakshaService { state }).max_decoding_message_size(limit);
+    let service = NakshaServer::new(NakshaService { state })
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(GRPC_MAX_REPLY_BYTES);
     let auth = move |req: Request<()>| -> Result<Request<()>, Status> {
         if key.is_empty() {
             return Ok(req);
@@ -382,9 +393,17 @@ pub async fn serve(
             _ => Err(ApiError::unauthenticated().into()),
         }
     };
+    // Limits against slow or hostile clients: streams per connection, HTTP/2
+    // pings to find dead peers, TCP keep-alive. Reflection needs the key too
+    // (it describes the whole API); health stays open, as /healthz does.
     tonic::transport::Server::builder()
+        .concurrency_limit_per_connection(GRPC_STREAMS_PER_CONNECTION)
+        .max_concurrent_streams(Some(GRPC_STREAMS_PER_CONNECTION as u32))
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .tcp_keepalive(Some(Duration::from_secs(60)))
         .add_service(health)
-        .add_service(reflection)
+        .add_service(tonic::service::interceptor::InterceptedService::new(reflection, auth.clone()))
         .add_service(tonic::service::interceptor::InterceptedService::new(service, auth))
         .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), shutdown)
         .await?;

@@ -17,6 +17,7 @@ pub mod settings;
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use anyhow::Context;
 use naksha_query::{Database, EngineOptions};
@@ -46,6 +47,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()> + Send +
         api_key: settings.server.api_key.clone(),
         body_limit: settings.server.body_limit_bytes,
         generator_hosts: settings.server.generator_hosts.clone(),
+        policy: http::guard::Policy::new(addr, &settings.server),
     });
     let options = EngineOptions {
         flush_points: settings.storage.flush_points,
@@ -98,16 +100,25 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()> + Send +
         let _ = rx.wait_for(|s| *s).await;
     };
     let grpc = tokio::spawn(grpc::serve(grpc_listener, state.clone(), health, stopped(stop_rx.clone())));
-    axum::serve(listener, http::router(state.clone())).with_graceful_shutdown(stopped(stop_rx)).await?;
+    let limits = http::serve::Limits {
+        max_connections: settings.server.max_connections,
+        header_read_timeout: Duration::from_secs(settings.server.header_read_timeout_secs),
+        shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
+    };
+    http::serve::serve(listener, http::router(state.clone()), limits, stopped(stop_rx)).await?;
     grpc.await??;
     if let Some(e) = failed.lock().await.take() {
         return Err(e);
     }
-    // Dropping the database stops background flushes and merges; the WAL already holds every acknowledged write.
+    // Dropping the database stops background flushes and merges; the WAL already holds every acknowledged write,
+    // so a stop that cannot wait for a long merge loses nothing (an unfinished segment is removed at the next open).
     if let Some(db) = state.db.get() {
         let db = db.clone();
         drop(state);
-        tokio::task::spawn_blocking(move || drop(db)).await?;
+        let closing = tokio::task::spawn_blocking(move || drop(db));
+        if tokio::time::timeout(limits.shutdown_timeout, closing).await.is_err() {
+            tracing::warn!("background work still running at the shutdown timeout; exiting anyway (every acknowledged write is in the WAL)");
+        }
     }
     tracing::info!("shutdown complete");
     Ok(())

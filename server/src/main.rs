@@ -161,7 +161,10 @@ fn main() -> Result<()> {
             }
             init_tracing(&settings.log.format, &settings.log.level);
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            rt.block_on(naksha_server::run(settings, naksha_server::shutdown_signal()))
+            let result = rt.block_on(naksha_server::run(settings, naksha_server::shutdown_signal()));
+            // Blocking work still running (a request past the shutdown timeout) does not hold the exit.
+            rt.shutdown_timeout(std::time::Duration::from_secs(1));
+            result
         }
         Command::Collections { action, remote } => cli::collections(&Client::new(&remote.url, remote.api_key), action),
         Command::Import { file, collection, batch, remote } => {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
 
-use naksha_query::Database;
+use naksha_query::{Database, HealthStatus};
 use parking_lot::Mutex; // no poisoning: a panicking handler cannot break metrics
 
 /// Latency bucket upper bounds, seconds.
@@ -73,6 +73,7 @@ impl Metrics {
             let mut rows: Vec<[f64; 6]> = Vec::new();
             let mut names = Vec::new();
             let mut counts: Vec<(u64, u64)> = Vec::new();
+            let mut statuses = Vec::new();
             for (name, _) in db.list() {
                 let Ok(c) = db.collection(&name) else { continue };
                 let i = c.info();
@@ -86,6 +87,7 @@ impl Metrics {
                     m.merge_micros.load(Relaxed) as f64 / 1e6,
                 ]);
                 counts.push((m.flushes.load(Relaxed), m.merges.load(Relaxed)));
+                statuses.push(i.status);
                 names.push(name);
             }
             for (g, (metric, kind, help)) in gauges.iter().enumerate() {
@@ -101,6 +103,23 @@ impl Metrics {
             let _ = writeln!(s, "# HELP naksha_merges_total Completed merges.\n# TYPE naksha_merges_total counter");
             for (name, (_, m)) in names.iter().zip(&counts) {
                 let _ = writeln!(s, "naksha_merges_total{{collection=\"{name}\"}} {m}");
+            }
+            let _ = writeln!(
+                s,
+                "# HELP naksha_collection_status 1 for the collection's current status (ok, degraded, read_only).\n# TYPE naksha_collection_status gauge"
+            );
+            for (name, status) in names.iter().zip(&statuses) {
+                for (label, st) in [
+                    ("ok", HealthStatus::Ok),
+                    ("degraded", HealthStatus::Degraded),
+                    ("read_only", HealthStatus::ReadOnly),
+                ] {
+                    let _ = writeln!(
+                        s,
+                        "naksha_collection_status{{collection=\"{name}\",status=\"{label}\"}} {}",
+                        u8::from(*status == st)
+                    );
+                }
             }
         }
         let rss = fs_err::read_to_string("/proc/self/statm")

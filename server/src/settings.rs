@@ -47,6 +47,18 @@ pub struct ServerSettings {
     pub api_key: String,
     /// Hosts an `openai` RAG generator may call (`*`: any).
     pub generator_hosts: Vec<String>,
+    /// Host names accepted in the Host header (empty: loopback names on a loopback address, else any).
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins allowed (CORS); empty: requests with an Origin header are refused.
+    pub cors_origins: Vec<String>,
+    /// Open HTTP connections at most (503 beyond).
+    pub max_connections: usize,
+    /// Seconds to send a request's headers; also the idle keep-alive limit.
+    pub header_read_timeout_secs: u64,
+    /// Seconds between two pieces of a request body.
+    pub body_read_timeout_secs: u64,
+    /// Seconds a graceful shutdown waits for in-flight requests.
+    pub shutdown_timeout_secs: u64,
 }
 
 /// `[storage]`.
@@ -132,6 +144,12 @@ impl Settings {
         let bad = |m: &str| Err(SettingsError::Invalid(m.to_owned()));
         if self.server.body_limit_bytes < 1024 {
             return bad("server.body_limit_bytes must be at least 1024");
+        }
+        if self.server.max_connections == 0 {
+            return bad("server.max_connections must be positive");
+        }
+        if self.server.header_read_timeout_secs == 0 || self.server.body_read_timeout_secs == 0 {
+            return bad("server.header_read_timeout_secs and server.body_read_timeout_secs must be positive");
         }
         if self.storage.flush_points == 0 {
             return bad("storage.flush_points must be positive");

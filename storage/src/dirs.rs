@@ -1,6 +1,5 @@
 //! Durable file-system helpers: atomic replace and directory fsync.
 
-use std::io::Write;
 use std::path::Path;
 
 use crate::Result;
@@ -21,9 +20,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = dir.join(tmp_name);
     {
         let mut file = fs_err::File::create(&tmp)?;
-        file.write_all(bytes)?;
+        crate::fault::write_all("section.write", path, &mut file, bytes)?;
         file.sync_all()?;
     }
+    crate::fault::check("atomic.before_rename", path)?;
     fs_err::rename(&tmp, path)?;
+    crate::fault::check("atomic.after_rename", path)?;
     sync_dir(dir)
 }

@@ -32,6 +32,11 @@ pub enum Error {
     /// further writes are accepted. Restart the process to recover from the log.
     #[error("write-ahead log is unusable after an earlier I/O failure: {0}")]
     WalPoisoned(String),
+    /// `fsync` of the log failed. Records written since the last successful
+    /// `fsync` may or may not be on disk: the outcome of the writes waiting for
+    /// it is unknown, and the log takes no further records until reopened.
+    #[error("fsync of the write-ahead log failed (outcome of this write unknown): {0}")]
+    SyncFailed(std::io::Error),
     /// An operating-system I/O error (disk full, permissions, ...). Often retryable.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -49,6 +54,16 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// Whether this is the disk running out of space (`ENOSPC`, `EDQUOT`).
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            Error::Io(e) | Error::SyncFailed(e) => {
+                matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn corrupt(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         Error::Corrupt { path: path.into(), reason: reason.into() }
     }

@@ -26,6 +26,7 @@
 
 pub mod dirs;
 mod error;
+pub mod fault;
 pub mod manifest;
 pub mod mmap;
 pub mod point;

@@ -21,6 +21,55 @@ use crate::{Error, Result};
 /// decoder allocate gigabytes.
 pub const MAX_FIELD_LEN: usize = 256 << 20;
 
+/// Longest string id accepted, in bytes (document ids leave room for a chunk suffix).
+pub const MAX_ID_LEN: usize = 512;
+/// Largest payload of one point, as JSON text (about).
+pub const MAX_PAYLOAD_BYTES: usize = 1 << 20;
+/// Largest text fields of one point, as JSON text (about).
+pub const MAX_TEXT_BYTES: usize = 8 << 20;
+/// Deepest nesting of a payload.
+pub const MAX_PAYLOAD_DEPTH: usize = 32;
+
+/// Size and shape of a JSON value, measured without serialising it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JsonSize {
+    /// About the length of its compact JSON text.
+    pub text_bytes: usize,
+    /// About the bytes it occupies in memory as a `serde_json::Value`.
+    pub heap_bytes: usize,
+    /// Nesting depth (a scalar is 0).
+    pub depth: usize,
+}
+
+impl JsonSize {
+    /// Measure `v`.
+    pub fn of(v: &Value) -> Self {
+        const NODE: usize = std::mem::size_of::<Value>();
+        match v {
+            Value::Null | Value::Bool(_) => Self { text_bytes: 5, heap_bytes: NODE, depth: 0 },
+            Value::Number(_) => Self { text_bytes: 12, heap_bytes: NODE, depth: 0 },
+            Value::String(s) => Self { text_bytes: s.len() + 2, heap_bytes: NODE + s.len(), depth: 0 },
+            Value::Array(items) => items.iter().fold(Self { text_bytes: 2, heap_bytes: NODE, depth: 1 }, |acc, x| {
+                let m = Self::of(x);
+                Self {
+                    text_bytes: acc.text_bytes + m.text_bytes + 1,
+                    heap_bytes: acc.heap_bytes + m.heap_bytes,
+                    depth: acc.depth.max(m.depth + 1),
+                }
+            }),
+            Value::Object(map) => map.iter().fold(Self { text_bytes: 2, heap_bytes: NODE, depth: 1 }, |acc, (k, x)| {
+                let m = Self::of(x);
+                Self {
+                    text_bytes: acc.text_bytes + k.len() + 4 + m.text_bytes,
+                    // key string, entry overhead of the map
+                    heap_bytes: acc.heap_bytes + k.len() + 48 + m.heap_bytes,
+                    depth: acc.depth.max(m.depth + 1),
+                }
+            }),
+        }
+    }
+}
+
 /// A point id: an unsigned 64-bit integer or a string.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -36,6 +85,20 @@ impl fmt::Display for PointId {
         match self {
             PointId::Num(n) => write!(f, "{n}"),
             PointId::Str(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+impl PointId {
+    /// Check the one rule for ids: a number, or a string of 1 to [`MAX_ID_LEN`] bytes.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        match self {
+            PointId::Num(_) => Ok(()),
+            PointId::Str(s) if s.is_empty() => Err("a string id must not be empty".into()),
+            PointId::Str(s) if s.len() > MAX_ID_LEN => {
+                Err(format!("string id of {} bytes is longer than {MAX_ID_LEN}", s.len()))
+            }
+            PointId::Str(_) => Ok(()),
         }
     }
 }

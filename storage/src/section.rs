@@ -19,7 +19,6 @@
 //! `&[u8]` (or cast to `&[u32]`/`&[f32]` through `bytemuck`, which checks
 //! alignment) straight from the mapping: no copy, no parse.
 
-use std::io::Write;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -72,7 +71,7 @@ pub fn encode(magic: [u8; 8], user: u64, sections: &[&[u8]]) -> Vec<u8> {
 pub fn write(path: &Path, magic: [u8; 8], user: u64, sections: &[&[u8]]) -> Result<()> {
     let bytes = encode(magic, user, sections);
     let mut f = fs_err::File::create(path)?;
-    f.write_all(&bytes)?;
+    crate::fault::write_all("section.write", path, &mut f, &bytes)?;
     f.sync_all()?;
     Ok(())
 }

@@ -42,7 +42,6 @@
 //! is running wait for it and are then covered by the next one, so N
 //! concurrent writers share far fewer than N `fsync`s.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -50,7 +49,7 @@ use fs_err::{File, OpenOptions};
 use parking_lot::Mutex;
 
 use crate::point::{Decoder, Encoder, Point, PointId, MAX_FIELD_LEN};
-use crate::{dirs, Error, Result};
+use crate::{dirs, fault, Error, Result};
 
 /// Current WAL format version.
 pub const FORMAT_VERSION: u32 = 2;
@@ -223,17 +222,32 @@ pub fn scan(bytes: &[u8], expect_first: Option<u64>) -> Result<Scan, String> {
     Ok(Scan { records, good_len: pos as u64, damage, version })
 }
 
+/// Create the file for records from `first_seq` on. A file of that name can
+/// only be left over from a creation that failed part-way (its first record was
+/// never appended), so it is overwritten. On failure the file is removed again:
+/// a header-less file left behind would block the next rotation.
 fn create_file(dir: &Path, first_seq: u64) -> Result<(File, PathBuf)> {
     let path = dir.join(file_name(first_seq));
-    let mut file = OpenOptions::new().create_new(true).append(true).open(&path)?;
+    let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
     let mut header = Vec::with_capacity(FILE_HEADER);
     header.extend_from_slice(MAGIC);
     header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     header.extend_from_slice(&0u32.to_le_bytes());
     header.extend_from_slice(&first_seq.to_le_bytes());
-    file.write_all(&header)?;
-    file.sync_all()?;
-    dirs::sync_dir(dir)?;
+    let written = (|| -> Result<()> {
+        file.set_len(0)?;
+        fault::check("wal.create", &path)?;
+        fault::write_all("wal.write", &path, &mut file, &header)?;
+        file.sync_all()?;
+        dirs::sync_dir(dir)
+    })();
+    if let Err(e) = written {
+        drop(file);
+        if let Err(rm) = fs_err::remove_file(&path) {
+            tracing::warn!(path = %path.display(), error = %rm, "cannot remove a WAL file whose creation failed; it is removed at the next open");
+        }
+        return Err(e);
+    }
     Ok((file, path))
 }
 
@@ -266,10 +280,13 @@ impl Wal {
             let bytes = fs_err::read(&path)?;
             let scan = match scan(&bytes, prev_end) {
                 Ok(s) => s,
-                Err(reason) if newest && bytes.len() < FILE_HEADER => {
-                    // Crash while creating the file: nothing in it was acknowledged.
-                    tracing::warn!(path = %path.display(), %reason, "removing torn WAL file");
+                Err(reason) if bytes.len() <= FILE_HEADER => {
+                    // A creation that crashed or failed (disk full) before its header was
+                    // durable: records are only appended after that, so nothing in it was
+                    // ever acknowledged, wherever it sorts.
+                    tracing::warn!(path = %path.display(), %reason, "removing a WAL file left by a failed creation");
                     fs_err::remove_file(&path)?;
+                    dirs::sync_dir(dir)?;
                     continue;
                 }
                 Err(reason) => return Err(Error::corrupt(&path, reason)),
@@ -340,12 +357,15 @@ impl Wal {
         record.extend_from_slice(&crc.to_le_bytes());
         record.extend_from_slice(&seq.to_le_bytes());
         record.extend_from_slice(&body);
-        if let Err(e) = (&*w.file).write_all(&record) {
-            // A partial record may be on disk; later records would sit behind it.
+        let path = w.files.last().map(|(_, p)| p.clone()).unwrap_or_default();
+        if let Err(e) = fault::write_all("wal.write", &path, &*w.file, &record) {
+            // A partial record may be in the file; cut it off so the batch changes
+            // nothing and later records do not sit behind it. If even that fails,
+            // no further record may be appended.
             let before = w.file_bytes;
-            let repaired = w.file.set_len(before).is_ok();
-            if !repaired {
-                w.poisoned = Some(e.to_string());
+            if let Err(cut) = w.file.set_len(before) {
+                tracing::error!(path = %path.display(), error = %cut, "cannot cut a failed WAL append; the log is read-only until restart");
+                w.poisoned = Some(format!("append failed ({e}) and could not be undone ({cut})"));
             }
             return Err(e.into());
         }
@@ -360,20 +380,33 @@ impl Wal {
         if s.synced_seq >= seq {
             return Ok(());
         }
-        let (file, upto) = {
+        let (file, path, upto) = {
             let w = self.writer.lock();
             if let Some(why) = &w.poisoned {
                 return Err(Error::WalPoisoned(why.clone()));
             }
-            (w.file.clone(), w.next_seq - 1)
+            (w.file.clone(), w.files.last().map(|(_, p)| p.clone()).unwrap_or_default(), w.next_seq - 1)
         };
-        if let Err(e) = file.sync_data() {
-            // After a failed fsync the page cache can no longer be trusted (fsyncgate).
-            self.writer.lock().poisoned = Some(e.to_string());
-            return Err(e.into());
+        if let Err(e) = fault::check("wal.fsync", &path).and_then(|()| file.sync_data()) {
+            return Err(self.poison(&path, e));
         }
         s.synced_seq = upto;
         Ok(())
+    }
+
+    /// After a failed fsync the kernel may have dropped the dirty pages and a
+    /// retried fsync would report success for data that never reached the disk
+    /// (PostgreSQL's "fsyncgate"): the log takes no further record until it is
+    /// reopened, where replay reads what really is on disk.
+    fn poison(&self, path: &Path, e: std::io::Error) -> Error {
+        tracing::error!(path = %path.display(), error = %e, "WAL fsync failed; the collection is read-only until restart");
+        self.writer.lock().poisoned = Some(format!("fsync of {} failed: {e}", path.display()));
+        Error::SyncFailed(e)
+    }
+
+    /// Why the log takes no more records, if it does not.
+    pub fn poisoned(&self) -> Option<String> {
+        self.writer.lock().poisoned.clone()
     }
 
     /// Sequence number of the last appended record (0 when none ever was).
@@ -386,12 +419,23 @@ impl Wal {
     pub fn rotate(&self) -> Result<()> {
         let mut s = self.sync.lock();
         let mut w = self.writer.lock();
+        if let Some(why) = &w.poisoned {
+            return Err(Error::WalPoisoned(why.clone()));
+        }
         if w.files.last().is_some_and(|(first, _)| *first == w.next_seq) {
             return Ok(());
         }
-        w.file.sync_data()?;
+        let current = w.files.last().map(|(_, p)| p.clone()).unwrap_or_default();
+        if let Err(e) = fault::check("wal.fsync", &current).and_then(|()| w.file.sync_data()) {
+            drop(w);
+            return Err(self.poison(&current, e));
+        }
         s.synced_seq = w.next_seq - 1;
         let (file, path) = create_file(&self.dir, w.next_seq)?;
+        if let Err(e) = fault::check("wal.rotate.after_create", &path) {
+            let _ = fs_err::remove_file(&path);
+            return Err(e.into());
+        }
         w.file = Arc::new(file);
         w.file_bytes = FILE_HEADER as u64;
         let first = w.next_seq;
@@ -413,6 +457,7 @@ impl Wal {
             w.files.drain(..keep_from).map(|(_, p)| p).collect()
         };
         for path in &doomed {
+            fault::check("wal.truncate", path)?;
             fs_err::remove_file(path)?;
         }
         if !doomed.is_empty() {

@@ -18,7 +18,75 @@ use naksha_storage::manifest::{self, SegmentEntry};
 
 use super::state::{Frozen, Loc, SegmentSlot, State};
 use super::{Inner, Memtable};
-use crate::Result;
+use crate::{Error, Result};
+
+/// Shortest and longest wait before background work that failed is retried.
+const RETRY_MIN: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Failures of a collection's flushes and merges. Retries back off
+/// exponentially, and the log gets one line per change of state (failing,
+/// failing differently, recovered), not one per attempt.
+#[derive(Debug, Default)]
+pub(crate) struct Health {
+    error: Option<String>,
+    failures: u32,
+    retry_at: Option<Instant>,
+}
+
+impl Health {
+    /// The current failure, if background work is failing.
+    pub(crate) fn failing(&self) -> Option<String> {
+        self.error.clone()
+    }
+
+    fn record(&mut self, name: &str, result: &Result<()>) {
+        match result {
+            Ok(()) => {
+                if let Some(was) = self.error.take() {
+                    tracing::info!(collection = name, after = self.failures, error = %was, "background flush and merge work again");
+                }
+                self.failures = 0;
+                self.retry_at = None;
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                self.failures = self.failures.saturating_add(1);
+                let wait = RETRY_MIN.saturating_mul(1 << self.failures.min(6).saturating_sub(1)).min(RETRY_MAX);
+                self.retry_at = Some(Instant::now() + wait);
+                if self.error.as_deref() != Some(msg.as_str()) {
+                    tracing::error!(collection = name, error = %msg, retry_in = ?wait, "background flush or merge failed; retrying with back-off");
+                    self.error = Some(msg);
+                }
+            }
+        }
+    }
+
+    /// How long to wait before the next attempt (zero when due).
+    fn wait(&self) -> Option<Duration> {
+        self.retry_at.map(|t| t.saturating_duration_since(Instant::now()))
+    }
+}
+
+/// A flush a writer needs before it may log more (the memtable is full). While
+/// flushes are failing and their back-off has not run out, the writer is
+/// refused at once instead of repeating a doomed segment build per request.
+pub(super) fn flush_for_writer(inner: &Inner) -> Result<()> {
+    {
+        let h = inner.health.lock();
+        if let (Some(err), Some(wait)) = (&h.error, h.wait()) {
+            if !wait.is_zero() {
+                return Err(Error::Unavailable(format!(
+                    "collection {:?} is full in memory and cannot flush: {err}",
+                    inner.name
+                )));
+            }
+        }
+    }
+    let result = flush(inner);
+    inner.health.lock().record(&inner.name, &result);
+    result
+}
 
 /// Write `data` as segment `id` and open it (mapped).
 fn build_segment(inner: &Inner, id: u64, data: SegmentData) -> Result<Segment> {
@@ -36,7 +104,13 @@ fn build_segment(inner: &Inner, id: u64, data: SegmentData) -> Result<Segment> {
 }
 
 /// Persist dirty deletion bitmaps and the manifest (caller holds the write lock).
+///
+/// Memory may already hold the new state when this fails (a segment installed,
+/// a merge's sources replaced); the manifest on disk then still describes the
+/// old one, which recovery reads together with the untrimmed WAL.
+/// `manifest_stale` makes the next round of background work retry.
 pub(super) fn persist(inner: &Inner, st: &mut State) -> Result<()> {
+    st.manifest_stale = true;
     let State { segments, manifest, .. } = st;
     let mut superseded = Vec::new();
     for slot in segments.iter_mut().filter(|s| s.dirty) {
@@ -54,6 +128,7 @@ pub(super) fn persist(inner: &Inner, st: &mut State) -> Result<()> {
         .map(|s| SegmentEntry { id: s.id, points: s.seg.len() as u64, deletes: s.deletes_file.clone() })
         .collect();
     manifest.store(&inner.dir)?;
+    st.manifest_stale = false;
     for path in superseded {
         let _ = fs_err::remove_file(path);
     }
@@ -71,7 +146,8 @@ pub(super) fn flush(inner: &Inner) -> Result<()> {
         if st.frozen.is_none() {
             if st.active.len() == 0 {
                 // Nothing buffered: make deletions durable so the WAL can be trimmed.
-                if st.segments.iter().any(|s| s.dirty) || st.manifest.durable_seq < st.applied_seq {
+                if st.segments.iter().any(|s| s.dirty) || st.manifest.durable_seq < st.applied_seq || st.manifest_stale
+                {
                     st.manifest.durable_seq = st.applied_seq;
                     persist(inner, &mut st)?;
                     let durable = st.applied_seq;
@@ -121,8 +197,11 @@ pub(super) fn flush(inner: &Inner) -> Result<()> {
         let dirty = deleted.count() > 0;
         st.segments.push(SegmentSlot { id: segment_id, seg, deleted, deletes_file: None, dirty });
         st.manifest.durable_seq = seq;
+        st.manifest_stale = true;
+        naksha_storage::fault::check("flush.before_manifest", &inner.dir).map_err(naksha_storage::Error::from)?;
         persist(inner, &mut st)?;
     }
+    naksha_storage::fault::check("flush.after_manifest", &inner.dir).map_err(naksha_storage::Error::from)?;
     inner.wal.truncate_through(seq)?;
     inner.metrics.flushes.fetch_add(1, Relaxed);
     inner.metrics.flush_micros.fetch_add(started.elapsed().as_micros() as u64, Relaxed);
@@ -214,9 +293,12 @@ pub(super) fn merge_once(inner: &Inner) -> Result<bool> {
         let doomed = sources.iter().map(|(_, s, _)| s.dir().to_owned()).collect();
         st.segments.retain(|s| !sources.iter().any(|(id, _, _)| *id == s.id));
         st.segments.push(SegmentSlot { id: new_id, seg, deleted, deletes_file: None, dirty });
+        st.manifest_stale = true;
+        naksha_storage::fault::check("merge.before_manifest", &inner.dir).map_err(naksha_storage::Error::from)?;
         persist(inner, &mut st)?;
         doomed
     };
+    naksha_storage::fault::check("merge.after_manifest", &inner.dir).map_err(naksha_storage::Error::from)?;
     for dir in doomed {
         // Searches still holding the old segment keep their mappings; unlinking is safe.
         if let Err(e) = fs_err::remove_dir_all(&dir) {
@@ -232,12 +314,19 @@ pub(super) fn merge_once(inner: &Inner) -> Result<bool> {
 /// One round of background work: flush when enough points are buffered or the
 /// WAL has grown large, then merge until nothing is due.
 pub(super) fn tick(inner: &Inner) -> Result<()> {
-    let buffered = inner.state.read().active.len();
+    let (buffered, stale) = {
+        let st = inner.state.read();
+        (st.active.len(), st.manifest_stale || st.frozen.is_some())
+    };
     let (_, wal_bytes) = inner.wal.disk_usage();
-    if buffered >= inner.options.flush_points || wal_bytes > inner.options.max_wal_bytes {
+    if buffered >= inner.options.flush_points || wal_bytes > inner.options.max_wal_bytes || stale {
         flush(inner)?;
     }
-    while merge_once(inner)? {}
+    while !inner.stopping.load(Relaxed) {
+        if !merge_once(inner)? {
+            break;
+        }
+    }
     Ok(())
 }
 
@@ -262,13 +351,22 @@ impl Worker {
         let handle = std::thread::Builder::new()
             .name(format!("naksha-maint-{}", inner.name))
             .spawn(move || loop {
-                match rx.recv_timeout(Duration::from_millis(500)) {
+                match rx.recv_timeout(RETRY_MIN) {
                     Ok(Msg::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
                     Ok(Msg::Wake) | Err(mpsc::RecvTimeoutError::Timeout) => {}
                 }
-                if let Err(e) = tick(&inner) {
-                    tracing::error!(collection = %inner.name, error = %e, "background flush or merge failed; will retry");
+                // After a failure, wake-ups from writers wait for the back-off.
+                if inner.health.lock().wait().is_some_and(|w| !w.is_zero()) {
+                    continue;
                 }
+                if inner.wal.poisoned().is_some() {
+                    continue; // read-only until reopened: nothing to flush into
+                }
+                let result = tick(&inner);
+                if result.is_err() {
+                    inner.metrics.background_failures.fetch_add(1, Relaxed);
+                }
+                inner.health.lock().record(&inner.name, &result);
             })
             .map_err(naksha_storage::Error::from)?;
         Ok(Self { tx, handle })

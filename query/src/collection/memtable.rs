@@ -7,7 +7,7 @@ use naksha_index::bitset::Bitset;
 use naksha_index::metric::Metric;
 use naksha_index::text::{TextConfig, TextIndex};
 use naksha_index::topk::{Neighbor, TopK};
-use naksha_storage::point::{Point, PointId};
+use naksha_storage::point::{JsonSize, Point, PointId};
 use serde_json::Value;
 
 use crate::filter::Filter;
@@ -24,6 +24,9 @@ pub(crate) struct Memtable {
     /// BM25 index of the text fields (when the collection has any), keyed by slot.
     pub(crate) text: Option<Arc<TextIndex>>,
     dim: usize,
+    /// Heap held by ids, payloads and text fields (about; replaced and deleted
+    /// points count until the flush drops them).
+    value_bytes: usize,
 }
 
 impl Memtable {
@@ -46,6 +49,10 @@ impl Memtable {
                 tracing::error!(error = %e, id = %p.id, "text index append failed");
             }
         }
+        self.value_bytes += JsonSize::of(&p.payload).heap_bytes + JsonSize::of(&p.text).heap_bytes;
+        if let PointId::Str(s) = &p.id {
+            self.value_bytes += s.len();
+        }
         self.ids.push(p.id);
         self.vectors.extend_from_slice(&p.vector);
         self.payloads.push(p.payload);
@@ -59,7 +66,10 @@ impl Memtable {
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.vectors.len() * 4 + self.ids.len() * 32 + self.payloads.len() * 64 + self.texts.len() * 64
+        self.vectors.capacity() * 4
+            + self.ids.capacity() * std::mem::size_of::<PointId>()
+            + (self.payloads.capacity() + self.texts.capacity()) * std::mem::size_of::<Value>()
+            + self.value_bytes
     }
 
     /// Slots that are live (not in `deleted` nor `extra`) and pass `filter`.

@@ -37,7 +37,7 @@ use std::sync::Arc;
 use naksha_index::bitset::Bitset;
 use naksha_index::segment::{self, Segment, SegmentConfig};
 use naksha_storage::manifest::{self, Manifest};
-use naksha_storage::point::{Point, PointId};
+use naksha_storage::point::{JsonSize, Point, PointId, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH, MAX_TEXT_BYTES};
 use naksha_storage::wal::{Wal, WalOp, WalOptions};
 use parking_lot::{Condvar, Mutex, RwLock};
 use serde::Serialize;
@@ -73,6 +73,8 @@ pub struct Metrics {
     pub merge_micros: AtomicU64,
     /// WAL records replayed at open.
     pub replayed: AtomicU64,
+    /// Rounds of background work (flush, merge) that failed.
+    pub background_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -92,6 +94,31 @@ fn check_text(id: &PointId, text: &Value) -> Result<()> {
         },
         _ => Err(Error::InvalidArgument(format!("point {id}: text must be an object of strings"))),
     }
+}
+
+/// The per-point rules: a valid id, a payload object of bounded size and depth,
+/// text fields as an object of strings of bounded size.
+fn check_point(p: &Point) -> Result<()> {
+    let id = &p.id;
+    id.validate().map_err(|e| Error::InvalidArgument(format!("point {id:.64}: {e}")))?;
+    if !matches!(p.payload, Value::Object(_) | Value::Null) {
+        return Err(Error::InvalidArgument(format!("point {id}: payload must be a JSON object")));
+    }
+    let size = JsonSize::of(&p.payload);
+    if size.text_bytes > MAX_PAYLOAD_BYTES || size.depth > MAX_PAYLOAD_DEPTH {
+        return Err(Error::InvalidArgument(format!(
+            "point {id}: payload of about {} bytes, nested {} deep, exceeds the limits ({MAX_PAYLOAD_BYTES} bytes, {MAX_PAYLOAD_DEPTH} levels)",
+            size.text_bytes, size.depth
+        )));
+    }
+    check_text(id, &p.text)?;
+    let text = JsonSize::of(&p.text).text_bytes;
+    if text > MAX_TEXT_BYTES {
+        return Err(Error::InvalidArgument(format!(
+            "point {id}: text fields of about {text} bytes exceed the limit of {MAX_TEXT_BYTES}; upsert long texts as documents"
+        )));
+    }
+    Ok(())
 }
 
 /// Which stored fields to read for a hit.
@@ -142,6 +169,36 @@ pub struct CollectionInfo {
     pub wal_bytes: u64,
     /// Last applied sequence number.
     pub seq: u64,
+    /// `ok`; `degraded` while background flushes or merges fail (writes still
+    /// succeed until the memtable is full); `read_only` after a failed WAL
+    /// `fsync` (restart to recover).
+    pub status: HealthStatus,
+    /// What is failing, when the status is not `ok`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A collection's health, as [`CollectionInfo::status`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    /// Everything works.
+    Ok,
+    /// Background work is failing and being retried with back-off.
+    Degraded,
+    /// The WAL takes no more writes until the collection is reopened.
+    ReadOnly,
+}
+
+impl HealthStatus {
+    /// `ok`, `degraded` or `read_only`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthStatus::Ok => "ok",
+            HealthStatus::Degraded => "degraded",
+            HealthStatus::ReadOnly => "read_only",
+        }
+    }
 }
 
 pub(crate) struct Inner {
@@ -159,6 +216,10 @@ pub(crate) struct Inner {
     pub(crate) maintenance: Mutex<()>,
     pub(crate) metrics: Metrics,
     pub(crate) wake: Mutex<Option<std::sync::mpsc::Sender<maintenance::Msg>>>,
+    /// Failures of background work, for back-off, back-pressure and reporting.
+    pub(crate) health: Mutex<maintenance::Health>,
+    /// Set by [`Collection::shutdown`]: background work stops between steps.
+    pub(crate) stopping: std::sync::atomic::AtomicBool,
 }
 
 /// A collection handle. Cheap to share behind an `Arc`; dropping the last
@@ -266,6 +327,7 @@ impl Collection {
             ids,
             applied_seq: manifest.durable_seq,
             manifest,
+            manifest_stale: false,
         };
         metrics.replayed.store(replay.len() as u64, Relaxed);
         for (seq, op) in replay {
@@ -285,6 +347,8 @@ impl Collection {
             maintenance: Mutex::new(()),
             metrics,
             wake: Mutex::new(None),
+            health: Mutex::new(maintenance::Health::default()),
+            stopping: Default::default(),
             options,
         });
         let worker = if inner.options.background { Some(Worker::start(inner.clone())?) } else { None };
@@ -294,10 +358,17 @@ impl Collection {
 
     /// Stop the background worker (idempotent). Writes remain possible and durable.
     pub fn shutdown(&self) {
+        self.inner.stopping.store(true, Relaxed);
         *self.inner.wake.lock() = None;
         if let Some(w) = self.worker.lock().take() {
             w.stop();
         }
+    }
+
+    /// Run `f` while no flush or merge runs (they hold the same lock).
+    pub(crate) fn quiesced<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _maintenance = self.inner.maintenance.lock();
+        f()
     }
 
     /// Name.
@@ -324,10 +395,7 @@ impl Collection {
     pub fn upsert(&self, mut points: Vec<Point>) -> Result<u64> {
         let (dim, metric) = (self.inner.config.vectors.dim, self.inner.config.vectors.metric);
         for p in &points {
-            if !matches!(p.payload, Value::Object(_) | Value::Null) {
-                return Err(Error::InvalidArgument(format!("point {}: payload must be a JSON object", p.id)));
-            }
-            check_text(&p.id, &p.text)?;
+            check_point(p)?;
         }
         self.fill_vectors(&mut points)?;
         for p in &mut points {
@@ -347,8 +415,24 @@ impl Collection {
         self.write(WalOp::Delete(ids)).map(|(_, n)| n)
     }
 
-    /// Delete every point that passes `filter`; returns how many.
+    /// Delete every point that passes `filter`; returns how many. An empty
+    /// filter is refused (it would delete everything): use [`Collection::delete_all`].
     pub fn delete_where(&self, filter: &Filter) -> Result<usize> {
+        if filter.is_empty() {
+            return Err(Error::InvalidArgument(
+                "an empty filter matches every point; to delete them all, ask for that explicitly (\"all\": true)"
+                    .into(),
+            ));
+        }
+        self.delete_matching(filter)
+    }
+
+    /// Delete every point; returns how many.
+    pub fn delete_all(&self) -> Result<usize> {
+        self.delete_matching(&Filter::default())
+    }
+
+    fn delete_matching(&self, filter: &Filter) -> Result<usize> {
         filter.validate()?;
         let ids = {
             let st = self.inner.state.read();
@@ -369,6 +453,11 @@ impl Collection {
 
     fn write(&self, op: WalOp) -> Result<(u64, usize)> {
         let inner = &self.inner;
+        // Back-pressure: a full memtable is flushed before more is logged. If
+        // that fails (disk full), the write is refused before it changes anything.
+        if inner.state.read().active.len() >= inner.options.max_memtable_points {
+            maintenance::flush_for_writer(inner)?;
+        }
         let seq = inner.wal.append(&op)?;
         let synced = inner.wal.sync_through(seq);
         let mut gate = inner.gate.lock();
@@ -386,10 +475,9 @@ impl Collection {
         *gate += 1;
         drop(gate);
         inner.gate_cv.notify_all();
+        // Durable and applied: from here on nothing may report the write as failed.
         let (applied, pending) = applied?;
-        if pending >= inner.options.max_memtable_points {
-            maintenance::flush(inner)?;
-        } else if pending >= inner.options.flush_points {
+        if pending >= inner.options.flush_points {
             if let Some(tx) = inner.wake.lock().as_ref() {
                 let _ = tx.send(maintenance::Msg::Wake);
             }
@@ -465,6 +553,7 @@ impl Collection {
 
     /// Sizes and counts.
     pub fn info(&self) -> CollectionInfo {
+        let (status, error) = self.health();
         let st = self.inner.state.read();
         let (wal_files, wal_bytes) = self.inner.wal.disk_usage();
         let seg_disk: u64 = st.segments.iter().map(|s| s.seg.disk_bytes()).sum();
@@ -479,6 +568,19 @@ impl Collection {
             wal_files,
             wal_bytes,
             seq: st.applied_seq,
+            status,
+            error,
+        }
+    }
+
+    /// `ok`, `degraded` or `read_only`, and what is failing.
+    pub fn health(&self) -> (HealthStatus, Option<String>) {
+        if let Some(why) = self.inner.wal.poisoned() {
+            return (HealthStatus::ReadOnly, Some(why));
+        }
+        match self.inner.health.lock().failing() {
+            Some(why) => (HealthStatus::Degraded, Some(why)),
+            None => (HealthStatus::Ok, None),
         }
     }
 }

@@ -70,6 +70,8 @@ pub(crate) struct State {
     pub(crate) ids: HashMap<PointId, Loc>,
     pub(crate) applied_seq: u64,
     pub(crate) manifest: Manifest,
+    /// The manifest on disk is behind memory (a store failed): store it again.
+    pub(crate) manifest_stale: bool,
 }
 
 impl State {

@@ -19,6 +19,10 @@ use super::Collection;
 use crate::config::EmbedConfig;
 use crate::{Error, Result};
 
+/// Longest document id: chunk ids append `#n` and must stay within
+/// [`naksha_storage::point::MAX_ID_LEN`].
+pub const MAX_DOCUMENT_ID_LEN: usize = naksha_storage::point::MAX_ID_LEN - 24;
+
 /// A document for [`Collection::upsert_documents`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -110,6 +114,12 @@ impl Collection {
         for doc in &docs {
             if doc.id.is_empty() || !seen.insert(doc.id.as_str()) {
                 return Err(Error::InvalidArgument(format!("document id {:?} is empty or repeated", doc.id)));
+            }
+            if doc.id.len() > MAX_DOCUMENT_ID_LEN {
+                return Err(Error::InvalidArgument(format!(
+                    "document id of {} bytes is longer than {MAX_DOCUMENT_ID_LEN}",
+                    doc.id.len()
+                )));
             }
             if doc.text.trim().is_empty() {
                 return Err(Error::InvalidArgument(format!("document {:?}: text is empty", doc.id)));

@@ -2,6 +2,7 @@
 
 mod chat_server;
 mod crash;
+mod faults;
 mod fixtures;
 mod fulltext;
 mod lifecycle;

@@ -62,6 +62,13 @@ pub struct CollectionDetails {
     pub wal_bytes: u64,
     /// Last applied write sequence number.
     pub seq: u64,
+    /// `ok`, `degraded` (background flushes or merges failing, retried with
+    /// back-off) or `read_only` (a WAL fsync failed: restart to recover).
+    #[schema(value_type = String)]
+    pub status: naksha_query::HealthStatus,
+    /// What is failing, when `status` is not `ok`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Whether something was deleted.
@@ -123,6 +130,8 @@ pub async fn info(State(state): State<Arc<AppState>>, Path(name): Path<String>) 
                 memtable_points: i.memtable_points,
                 wal_bytes: i.wal_bytes,
                 seq: i.seq,
+                status: i.status,
+                error: i.error,
             },
         ))
     })

@@ -14,9 +14,11 @@
 
 mod collections;
 mod embed;
+pub mod guard;
 mod points;
 mod query;
 mod rag;
+pub mod serve;
 
 use std::any::Any;
 use std::sync::{Arc, OnceLock};
@@ -30,7 +32,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use naksha_query::Database;
+use naksha_query::{Database, HealthStatus};
 use serde::de::DeserializeOwned;
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -52,6 +54,8 @@ pub struct AppState {
     pub body_limit: usize,
     /// Hosts an `openai` RAG generator may call.
     pub generator_hosts: Vec<String>,
+    /// Host, origin, media type and size checks ([`guard`]).
+    pub policy: guard::Policy,
 }
 
 impl AppState {
@@ -81,8 +85,24 @@ pub(crate) fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> R
         BytesRejection::FailedToBufferBody(_) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::too_large(limit)
         }
+        other if body_timed_out(&other) => ApiError::new(
+            crate::error::Kind::RequestTimeout,
+            "the request body stalled past server.body_read_timeout_secs",
+        ),
         other => ApiError::invalid(format!("cannot read the request body: {other}")),
     })
+}
+
+/// Whether reading a body failed on [`guard`]'s body timeout.
+fn body_timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// The full router with every layer.
@@ -106,13 +126,16 @@ pub fn router(state: Arc<AppState>) -> Router {
     with_layers(api.merge(open).fallback(not_found), state)
 }
 
-/// Layers shared by every route: body limit, metrics, and panics turned into 500s.
+/// Layers shared by every route: request checks ([`guard`]), body limit,
+/// metrics, panics turned into 500s, and JSON bodies on every error.
 pub fn with_layers(router: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
     let limit = state.body_limit;
     router
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(state.clone(), guard::check))
+        .layer(middleware::from_fn(guard::json_errors))
         .with_state(state)
 }
 
@@ -153,17 +176,30 @@ async fn auth(State(state): State<Arc<AppState>>, req: Request, next: Next) -> R
 /// 200 while the process runs.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Status)))]
 async fn healthz() -> Response {
-    json_response(StatusCode::OK, &Status { status: "ok".into() })
+    json_response(StatusCode::OK, &Status { status: "ok".into(), collections: Vec::new() })
 }
 
-/// 200 once recovery has finished, 503 before.
+/// 200 once recovery has finished, 503 before. `status` is `degraded` (still
+/// 200: reads are served) while a collection's background work fails or its
+/// WAL is read-only; `collections` then names them and says why.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, body = Status), (status = 503, body = ErrorBody)))]
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    if state.ready.load(std::sync::atomic::Ordering::Acquire) {
-        json_response(StatusCode::OK, &Status { status: "ready".into() })
-    } else {
-        ApiError::unavailable("recovering").into_response()
-    }
+    let Some(db) = state.db.get().filter(|_| state.ready.load(std::sync::atomic::Ordering::Acquire)).cloned() else {
+        return ApiError::unavailable("recovering").into_response();
+    };
+    let unhealthy = tokio::task::spawn_blocking(move || {
+        db.list()
+            .into_iter()
+            .filter_map(|(name, _)| {
+                let (status, error) = db.collection(&name).ok()?.health();
+                (status != HealthStatus::Ok).then_some(CollectionHealth { name, status, error })
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    let status = if unhealthy.is_empty() { "ready" } else { "degraded" };
+    json_response(StatusCode::OK, &Status { status: status.into(), collections: unhealthy })
 }
 
 /// This document.
@@ -203,8 +239,10 @@ pub struct ErrorBody {
 /// Code and message of an error.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
-    /// `invalid_argument`, `unauthenticated`, `not_found`, `already_exists`, `payload_too_large`,
-    /// `unprocessable`, `internal` or `unavailable`.
+    /// `invalid_argument` (400), `unauthenticated` (401), `permission_denied` (403), `not_found` (404),
+    /// `method_not_allowed` (405), `request_timeout` (408), `already_exists` (409), `payload_too_large` (413),
+    /// `uri_too_long` (414), `unsupported_media_type` (415), `unprocessable` (422), `internal` (500),
+    /// `bad_gateway` (502) or `unavailable` (503).
     pub code: String,
     /// Human-readable message.
     pub message: String,
@@ -213,8 +251,23 @@ pub struct ErrorDetail {
 /// Health and readiness replies.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct Status {
-    /// `ok` or `ready`.
+    /// `ok` (healthz), `ready` or `degraded` (readyz).
     pub status: String,
+    /// Collections that are not `ok` (readyz only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub collections: Vec<CollectionHealth>,
+}
+
+/// A collection that is not healthy.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct CollectionHealth {
+    /// Collection name.
+    pub name: String,
+    /// `degraded` or `read_only`.
+    #[schema(value_type = String)]
+    pub status: HealthStatus,
+    /// What is failing.
+    pub error: Option<String>,
 }
 
 /// The OpenAPI document, generated from the handlers and the types above.
@@ -262,6 +315,7 @@ mod tests {
             api_key: String::new(),
             body_limit: 1024,
             generator_hosts: Vec::new(),
+            policy: guard::Policy::default(),
         })
     }
 

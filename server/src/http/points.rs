@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use naksha_query::{Filter, Point, PointId};
@@ -127,18 +127,35 @@ pub(super) fn parse_id(s: &str) -> PointId {
     s.parse::<u64>().map_or_else(|_| PointId::Str(s.to_owned()), PointId::Num)
 }
 
-/// Fetch a point; an all-digit id is numeric, anything else a string id.
+/// How to read the id in a point's URL.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct IdQuery {
+    /// `string` or `number`; by default an all-digit id is a number, anything else a string.
+    id_type: Option<String>,
+}
+
+/// Fetch a point. An all-digit id is numeric, anything else a string id;
+/// `?id_type=string` fetches a string id made of digits (`"777"`).
 #[utoipa::path(get, path = "/v1/collections/{name}/points/{id}", tag = "points",
-    params(("name" = String, Path), ("id" = String, Path)),
-    responses((status = 200, body = PointOut), (status = 404, body = ErrorBody)))]
+    params(("name" = String, Path), ("id" = String, Path), IdQuery),
+    responses((status = 200, body = PointOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
     Path((name, id)): Path<(String, String)>,
+    Query(q): Query<IdQuery>,
 ) -> Result<Response, ApiError> {
+    let id = match q.id_type.as_deref() {
+        None => parse_id(&id),
+        Some("string") => PointId::Str(id),
+        Some("number") => PointId::Num(
+            id.parse().map_err(|_| ApiError::invalid(format!("id {id:?} is not an unsigned 64-bit number")))?,
+        ),
+        Some(other) => return Err(ApiError::invalid(format!("id_type {other:?}: expected \"string\" or \"number\""))),
+    };
     let db = state.db()?;
     blocking(move || {
         let c = db.collection(&name)?;
-        let id = parse_id(&id);
         match c.get(&id)? {
             Some(r) => {
                 let out = PointOut { id: r.id, vector: r.vector, payload: r.payload, text: r.text };
@@ -150,16 +167,18 @@ pub async fn get(
     .await
 }
 
-/// Points to delete: exactly one of `ids` and `filter`.
+/// Points to delete: exactly one of `ids`, a non-empty `filter`, or `"all": true`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteBody {
     /// Ids (missing ones are ignored).
     #[schema(value_type = Option<Vec<Object>>)]
     ids: Option<Vec<PointId>>,
-    /// A filter in the query's filter language.
+    /// A filter in the query's filter language, with at least one condition.
     #[schema(value_type = Option<Object>)]
     filter: Option<Value>,
+    /// `true` deletes every point of the collection (an empty filter is refused).
+    all: Option<bool>,
 }
 
 /// Delete points by id or by filter.
@@ -174,10 +193,11 @@ pub async fn delete(
     let db = state.db()?;
     blocking(move || {
         let c = db.collection(&name)?;
-        let deleted = match (body.ids, body.filter) {
-            (Some(ids), None) => c.delete(ids)?,
-            (None, Some(f)) => c.delete_where(&Filter::from_json(f)?)?,
-            _ => return Err(ApiError::invalid("give exactly one of \"ids\" or \"filter\"")),
+        let deleted = match (body.ids, body.filter, body.all) {
+            (Some(ids), None, None) => c.delete(ids)?,
+            (None, Some(f), None) => c.delete_where(&Filter::from_json(f)?)?,
+            (None, None, Some(true)) => c.delete_all()?,
+            _ => return Err(ApiError::invalid("give exactly one of \"ids\", \"filter\" or \"all\": true")),
         };
         Ok(json_response(StatusCode::OK, &DeletedCount { deleted }))
     })

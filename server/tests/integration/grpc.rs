@@ -62,8 +62,19 @@ async fn grpc_operations_health_and_reflection() {
         collection: "g".into(),
         ids: vec![pb::PointId { kind: Some(Kind::Num(3)) }],
         filter_json: String::new(),
+        all: false,
     });
     assert_eq!(d.await.unwrap().into_inner().deleted, 1);
+    // An empty filter deletes nothing: bulk deletes need `all` (#17).
+    for filter_json in ["{}", "[]"] {
+        let d = c.delete(pb::DeleteRequest {
+            collection: "g".into(),
+            ids: vec![],
+            filter_json: filter_json.into(),
+            all: false,
+        });
+        assert_eq!(d.await.unwrap_err().code(), Code::InvalidArgument, "{filter_json}");
+    }
     let list = c.list_collections(pb::ListCollectionsRequest {}).await.unwrap().into_inner();
     assert_eq!((list.collections[0].name.as_str(), list.collections[0].points), ("g", 2));
 
@@ -157,5 +168,20 @@ async fn grpc_requires_the_api_key_when_set() {
         h.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.is_ok(),
         "health needs no key"
     );
+    // Reflection describes the whole API: it needs the key too (#17).
+    use tonic_reflection::pb::v1::{
+        server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest,
+        ServerReflectionRequest,
+    };
+    let list = || ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut refl = ServerReflectionClient::new(channel(&s.grpc_url).await);
+    let e = refl.server_reflection_info(tokio_stream::iter(vec![list()])).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    let mut req = tonic::Request::new(tokio_stream::iter(vec![list()]));
+    req.metadata_mut().insert("authorization", "Bearer k3y".parse().unwrap());
+    assert!(refl.server_reflection_info(req).await.is_ok());
     tokio::task::spawn_blocking(move || drop(s)).await.unwrap();
 }

@@ -8,5 +8,6 @@ mod chat_server;
 mod embed;
 mod fulltext;
 mod grpc;
+mod hardening;
 mod rag;
 mod server;

@@ -224,3 +224,96 @@ fn version_1_files_replay_and_are_not_appended_to() {
     let (_wal, replay) = Wal::open(dir.path(), 0, WalOptions::default()).unwrap();
     assert_eq!(replay, vec![(1, WalOp::Upsert(vec![p])), (2, WalOp::Upsert(vec![text_point]))]);
 }
+
+fn seqs(replay: &Replayed) -> Vec<u64> {
+    replay.iter().map(|r| r.0).collect()
+}
+
+/// Disk full while rotating (#17): the new file's header could not be written.
+/// Before, the empty file stayed behind, every later rotation failed with
+/// "File exists", and the next open refused the directory ("file header
+/// truncated (0 bytes)"). Now the failed file is removed, the log keeps taking
+/// records, and a rotation succeeds as soon as space returns.
+#[test]
+fn a_failed_rotation_changes_nothing_and_the_next_one_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(dir.path(), 0, WalOptions::default()).unwrap();
+    for i in 1..=3 {
+        wal.append(&upsert(i)).unwrap();
+    }
+    fault::set(dir.path(), "wal.create", "enospc*1");
+    assert!(wal.rotate().unwrap_err().is_no_space());
+    assert!(!dir.path().join(file_name(4)).exists(), "the failed file is left behind");
+    fault::set(dir.path(), "wal.write", "short*1"); // the header itself is cut short
+    assert!(wal.rotate().is_err());
+    assert_eq!(wal.append(&upsert(4)).unwrap(), 4);
+    wal.rotate().unwrap();
+    wal.append(&upsert(5)).unwrap();
+    wal.sync_through(5).unwrap();
+    drop(wal);
+    let (_, replay) = Wal::open(dir.path(), 0, WalOptions::default()).unwrap();
+    assert_eq!(seqs(&replay), vec![1, 2, 3, 4, 5]);
+}
+
+/// Files that a crashed or failed creation left without a complete header hold
+/// nothing acknowledged: they are removed at open wherever they sort (before,
+/// only the newest file was forgiven).
+#[test]
+fn header_less_files_are_removed_at_open_wherever_they_sort() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(dir.path(), 0, WalOptions::default()).unwrap();
+    for i in 1..=4 {
+        wal.append(&upsert(i)).unwrap();
+        if i == 2 {
+            wal.rotate().unwrap();
+        }
+    }
+    wal.sync_through(4).unwrap();
+    drop(wal);
+    fs_err::write(dir.path().join(file_name(2)), b"").unwrap(); // sorts between the two files
+    fs_err::write(dir.path().join(file_name(9)), &MAGIC[..5]).unwrap(); // the newest
+    let (wal, replay) = Wal::open(dir.path(), 0, WalOptions::default()).unwrap();
+    assert_eq!(seqs(&replay), vec![1, 2, 3, 4]);
+    assert!(!dir.path().join(file_name(2)).exists() && !dir.path().join(file_name(9)).exists());
+    assert_eq!(wal.append(&upsert(5)).unwrap(), 5);
+}
+
+/// A write that fails part-way (disk full) is cut off: the batch changes
+/// nothing, later records land after the last good one, all replay.
+#[test]
+fn a_failed_append_is_rolled_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(dir.path(), 0, WalOptions::default()).unwrap();
+    wal.append(&upsert(1)).unwrap();
+    for spec in ["short*1", "enospc*1", "eio*1"] {
+        fault::set(dir.path(), "wal.write", spec);
+        assert!(wal.append(&upsert(99)).is_err(), "{spec}");
+    }
+    assert_eq!(wal.append(&upsert(2)).unwrap(), 2);
+    wal.sync_through(2).unwrap();
+    assert!(wal.poisoned().is_none());
+    drop(wal);
+    let (_, replay) = Wal::open(dir.path(), 0, WalOptions::default()).unwrap();
+    assert_eq!(replay, vec![(1, upsert(1)), (2, upsert(2))]);
+}
+
+/// A failed fsync is never retried into a false success: the log refuses every
+/// further append, sync and rotation, and says why.
+#[test]
+fn a_failed_fsync_makes_the_log_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(dir.path(), 0, WalOptions::default()).unwrap();
+    let seq = wal.append(&upsert(1)).unwrap();
+    wal.sync_through(seq).unwrap();
+    let seq = wal.append(&upsert(2)).unwrap();
+    fault::set(dir.path(), "wal.fsync", "eio*1");
+    assert!(matches!(wal.sync_through(seq), Err(Error::SyncFailed(_))));
+    assert!(wal.poisoned().unwrap().contains("fsync"));
+    assert!(matches!(wal.sync_through(seq), Err(Error::WalPoisoned(_))), "a retried fsync must not succeed");
+    assert!(matches!(wal.append(&upsert(3)), Err(Error::WalPoisoned(_))));
+    assert!(matches!(wal.rotate(), Err(Error::WalPoisoned(_))));
+    drop(wal);
+    // Reopening reads what is on disk: the acknowledged record is there.
+    let (_, replay) = Wal::open(dir.path(), 0, WalOptions::default()).unwrap();
+    assert_eq!(replay[0], (1, upsert(1)));
+}
