@@ -26,4 +26,5 @@ pub mod plot;
 pub mod quality;
 pub mod rag;
 pub mod report;
+pub mod soak;
 mod usearch_peer;

@@ -126,7 +126,17 @@ fn run_cell(base: &str, op: &'static str, clients: usize, args: &LoadArgs, next_
 /// Start an in-process server on an ephemeral loopback port; returns its base
 /// URL and a guard that shuts it down.
 pub fn start_server(data_dir: &std::path::Path, models_dir: Option<&std::path::Path>) -> Result<(String, impl Drop)> {
+    start_server_with(data_dir, models_dir, |_| {})
+}
+
+/// [`start_server`], with the settings changed by `tweak` first.
+pub fn start_server_with(
+    data_dir: &std::path::Path,
+    models_dir: Option<&std::path::Path>,
+    tweak: impl FnOnce(&mut naksha_server::settings::Settings),
+) -> Result<(String, impl Drop)> {
     let mut settings = naksha_server::settings::Settings::load(None, std::iter::empty())?;
+    tweak(&mut settings);
     settings.server.http_addr = "127.0.0.1:0".parse()?;
     settings.server.grpc_addr = "127.0.0.1:0".parse()?;
     settings.storage.data_dir = data_dir.to_owned();
@@ -168,6 +178,15 @@ pub fn start_server(data_dir: &std::path::Path, models_dir: Option<&std::path::P
     Ok((url, Guard(Some(tx), Some(handle))))
 }
 
+/// Refuse any target but a loopback address: load never leaves the machine.
+pub fn require_loopback(base: &str) -> Result<()> {
+    let host = base.trim_start_matches("http://").split(['/', ':']).next().context("bad --url")?;
+    if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
+        bail!("load tests only target loopback addresses, not {host}");
+    }
+    Ok(())
+}
+
 /// Create the `load` collection and fill it.
 pub fn prepare(base: &str, args: &LoadArgs) -> Result<()> {
     let agent = agent();
@@ -196,10 +215,7 @@ pub fn prepare(base: &str, args: &LoadArgs) -> Result<()> {
 
 /// Run every cell against `base` (which must be a loopback URL).
 pub fn run(base: &str, args: &LoadArgs) -> Result<Vec<Cell>> {
-    let host = base.trim_start_matches("http://").split(['/', ':']).next().context("bad --url")?;
-    if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
-        bail!("load tests only target loopback addresses, not {host}");
-    }
+    require_loopback(base)?;
     prepare(base, args)?;
     let next_id = Arc::new(AtomicU64::new(args.points as u64 + 1_000_000));
     let mut cells = Vec::new();

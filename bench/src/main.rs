@@ -126,6 +126,26 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// A bounded mixed workload (upserts, deletes, filtered deletes, queries, flushes, merges) against an
+    /// in-process server on loopback, sampling RSS, open files and latency; with --out, a JSON and a PNG beside it.
+    Soak {
+        /// How long to run, in seconds.
+        #[arg(long, default_value_t = 1800.0)]
+        seconds: f64,
+        /// Seconds between samples.
+        #[arg(long, default_value_t = 15.0)]
+        sample_seconds: f64,
+        #[arg(long, default_value_t = 64)]
+        dim: usize,
+        /// Ids live in 0..window (upserts replace, deletes remove).
+        #[arg(long, default_value_t = 100_000)]
+        window: u64,
+        /// The server's flush threshold (small: flushes and merges keep running).
+        #[arg(long, default_value_t = 5_000)]
+        flush_points: usize,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Durable ingest throughput (points/s) through the embedded API and HTTP NDJSON.
     Ingest {
         /// Points written per cell.
@@ -319,6 +339,25 @@ fn main() -> Result<()> {
             };
             let cells = naksha_bench::load::run(&base, &args)?;
             emit(&naksha_bench::load::markdown(&cells, &args, &command), out)?;
+        }
+        Command::Soak { seconds, sample_seconds, dim, window, flush_points, out } => {
+            let args = naksha_bench::soak::SoakArgs { seconds, sample_seconds, dim, window, flush_points };
+            let dir = tempfile::tempdir()?;
+            let (base, server) = naksha_bench::load::start_server_with(dir.path(), None, |s| {
+                s.storage.flush_points = flush_points;
+            })?;
+            let samples = naksha_bench::soak::run(&base, &args)?;
+            drop(server);
+            emit(&naksha_bench::soak::markdown(&samples, &args, &command), out.clone())?;
+            if let Some(out) = out {
+                let json = out.with_extension("json");
+                fs_err::write(
+                    &json,
+                    serde_json::to_vec_pretty(&serde_json::json!({"args": args, "samples": samples}))?,
+                )?;
+                let png = naksha_bench::plot::soak(&json)?;
+                eprintln!("wrote {}", png.display());
+            }
         }
         Command::Ingest { points, dim, batch, writers, out } => {
             let writers = list("writers", &writers)?;

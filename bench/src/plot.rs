@@ -15,3 +15,11 @@ pub fn ann(json: &Path) -> Result<PathBuf> {
     run_command(Command::new(python).arg(bench_dir().join("peers/plot_ann.py")).arg(json).arg(&png))?;
     Ok(png)
 }
+
+/// Plot the soak report `json` (from `naksha-bench soak --out`) as a PNG beside it; returns its path.
+pub fn soak(json: &Path) -> Result<PathBuf> {
+    let python = ensure_named_venv(".venv-plot", "requirements-plot.txt")?;
+    let png = json.with_extension("png");
+    run_command(Command::new(python).arg(bench_dir().join("peers/plot_soak.py")).arg(json).arg(&png))?;
+    Ok(png)
+}

@@ -86,6 +86,29 @@ fn load_smoke() {
 }
 
 #[test]
+fn soak_smoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, _server) =
+        naksha_bench::load::start_server_with(dir.path(), None, |s| s.storage.flush_points = 300).unwrap();
+    let args =
+        naksha_bench::soak::SoakArgs { seconds: 3.0, sample_seconds: 1.0, dim: 8, window: 2000, flush_points: 300 };
+    let samples = naksha_bench::soak::run(&url, &args).unwrap();
+    assert!(samples.len() >= 3, "{samples:?}");
+    let last = samples.last().unwrap();
+    assert!(last.rss_bytes > 0 && last.open_files > 0 && last.points > 0, "{last:?}");
+    for s in &samples {
+        for (op, requests, errors, p50, p99) in &s.ops {
+            assert_eq!(*errors, 0, "{op} failed at t={}", s.t);
+            assert!(p99 >= p50, "{op}");
+            assert!(*requests > 0 || op.starts_with("delete"), "{op} made no request at t={}", s.t);
+        }
+    }
+    let md = naksha_bench::soak::markdown(&samples, &args, "t");
+    assert!(md.contains("| RSS, MB |") && md.contains("middle third"), "{md}");
+    assert!(naksha_bench::soak::run("http://10.0.0.1:6480", &args).is_err(), "non-loopback targets are refused");
+}
+
+#[test]
 fn ingest_smoke() {
     let args = naksha_bench::ingest::IngestArgs { points: 1500, dim: 8, batch: 200, writers: vec![1, 3] };
     let cells = naksha_bench::ingest::run(&args).unwrap();

@@ -51,7 +51,7 @@ fn json_or_null(text: &str, what: &str) -> Result<Value, ApiError> {
     if text.trim().is_empty() {
         return Ok(Value::Null);
     }
-    serde_json::from_str(text).map_err(|e| ApiError::invalid(format!("{what}: malformed JSON: {e}")))
+    crate::bounded::parse(text).map_err(|e| ApiError::invalid(format!("{what}: malformed JSON: {e}")))
 }
 
 fn payload_text(v: &Value) -> String {

@@ -7,6 +7,7 @@
 //! every acknowledged write is already fsynced in the WAL.
 #![forbid(unsafe_code)]
 
+pub mod bounded;
 pub mod cli;
 pub mod error;
 pub mod grpc;
@@ -106,7 +107,10 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()> + Send +
         shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
     };
     http::serve::serve(listener, http::router(state.clone()), limits, stopped(stop_rx)).await?;
-    grpc.await??;
+    match tokio::time::timeout(limits.shutdown_timeout, grpc).await {
+        Ok(joined) => joined??,
+        Err(_) => tracing::warn!("gRPC streams still open at the shutdown timeout; closing them"),
+    }
     if let Some(e) = failed.lock().await.take() {
         return Err(e);
     }

@@ -67,8 +67,13 @@ impl Manifest {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let m: Manifest =
-            serde_json::from_slice(&bytes).map_err(|source| Error::Json { path: path.clone(), source })?;
+        Self::parse(&bytes, &path).map(Some)
+    }
+
+    /// Parse the bytes of the manifest file at `path` (named in errors).
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Self> {
+        let path = path.to_owned();
+        let m: Manifest = serde_json::from_slice(bytes).map_err(|source| Error::Json { path: path.clone(), source })?;
         if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&m.format_version) {
             return Err(Error::UnsupportedVersion {
                 path,
@@ -77,7 +82,7 @@ impl Manifest {
                 newest: FORMAT_VERSION,
             });
         }
-        Ok(Some(m))
+        Ok(m)
     }
 
     /// Atomically replace the manifest in `dir`.

@@ -251,3 +251,52 @@ fn a_failed_collection_delete_changes_nothing() {
     let db = open(dir.path());
     assert!(db.collection("c").is_err(), "a deleted collection came back");
 }
+
+/// Regenerates the fuzzers' seed files (`fuzz/seeds/{wal_record,section_file,manifest}`)
+/// from a small real collection: `cargo test -p naksha-query --test integration -- --ignored write_fuzz_seeds`.
+#[test]
+#[ignore = "writes the fuzz seeds into the checkout; run by hand after a format change"]
+fn write_fuzz_seeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let config = config()
+        .with_quantization(naksha_query::Quantization::Int8)
+        .with_payload_index("i", naksha_query::FieldType::Integer);
+    let c = db.create_collection("c", config).unwrap();
+    c.upsert(batch(0..12)).unwrap();
+    c.delete(vec![PointId::Num(3), PointId::Num(7)]).unwrap();
+    c.flush().unwrap();
+    c.delete(vec![PointId::Num(5)]).unwrap();
+    c.flush().unwrap(); // a deletion bitmap
+    c.upsert(vec![Point::new(PointId::Str("doc-1#0".into()), vec![0.5, 1.0, 2.0, 3.0], json!({"doc_id": "doc-1"}))])
+        .unwrap();
+    c.delete(vec![PointId::Num(1)]).unwrap();
+    let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds");
+    let cdir = dir.path().join("collections/c");
+    let copy = |from: &std::path::Path, to: &str| {
+        fs_err::copy(from, seeds.join(to)).unwrap();
+    };
+    copy(&cdir.join("MANIFEST"), "manifest/MANIFEST");
+    for e in fs_err::read_dir(cdir.join("wal")).unwrap() {
+        let p = e.unwrap().path();
+        let bytes = fs_err::read(&p).unwrap();
+        if bytes.len() > 24 {
+            copy(&p, "wal_record/wal.log");
+            // The first record's body alone, for the record decoder.
+            let n = u32::from_le_bytes(bytes[24..28].try_into().unwrap()) as usize;
+            fs_err::write(seeds.join("wal_record/record.bin"), &bytes[40..40 + n]).unwrap();
+        }
+    }
+    let seg = fs_err::read_dir(&cdir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("seg-"))
+        .unwrap();
+    for e in fs_err::read_dir(&seg).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if p.is_file() && (name.ends_with(".bin") || name.ends_with(".hnsw")) {
+            copy(&p, &format!("section_file/{name}"));
+        }
+    }
+}

@@ -15,8 +15,8 @@
 mod collections;
 mod embed;
 pub mod guard;
-mod points;
-mod query;
+pub mod points;
+pub mod query;
 mod rag;
 pub mod serve;
 
@@ -335,6 +335,44 @@ mod tests {
         assert_eq!(v["error"]["code"], "internal");
         let res = app.oneshot(Request::get("/ok").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(res.status(), StatusCode::OK);
+    }
+
+    /// CORS is an allow-list: allowed origins get the headers and preflight
+    /// answers, others a 403 JSON error; the Host check applies before routing.
+    #[tokio::test]
+    async fn cors_allows_listed_origins_only() {
+        let mut st = Arc::into_inner(state()).unwrap();
+        st.policy = guard::Policy {
+            allowed_hosts: Some(vec!["localhost".into()]),
+            cors_origins: vec!["https://app.example".into()],
+            body_timeout: None,
+        };
+        let app = router(Arc::new(st));
+        let req = |method: &str, path: &str, origin: &str, host: &str| {
+            Request::builder()
+                .method(method)
+                .uri(path)
+                .header("host", host)
+                .header("origin", origin)
+                .body(Body::empty())
+                .unwrap()
+        };
+        let res = app.clone().oneshot(req("GET", "/healthz", "https://app.example", "localhost:6480")).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()["access-control-allow-origin"], "https://app.example");
+        let res =
+            app.clone().oneshot(req("OPTIONS", "/v1/collections", "https://app.example", "localhost")).await.unwrap();
+        assert_eq!(res.status(), StatusCode::NO_CONTENT);
+        assert!(res.headers()["access-control-allow-methods"].to_str().unwrap().contains("POST"));
+        assert!(res.headers()["access-control-allow-headers"].to_str().unwrap().contains("authorization"));
+        for (origin, host) in [("https://evil.example", "localhost"), ("https://app.example", "evil.example")] {
+            let res = app.clone().oneshot(req("GET", "/healthz", origin, host)).await.unwrap();
+            assert_eq!(res.status(), StatusCode::FORBIDDEN, "{origin} {host}");
+            assert!(res.headers().get("access-control-allow-origin").is_none());
+            let body = axum::body::to_bytes(res.into_body(), 1 << 16).await.unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["error"]["code"], "permission_denied");
+        }
     }
 
     #[tokio::test]

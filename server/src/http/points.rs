@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{blocking, body_bytes, json_response, parse_json, AppState, ErrorBody};
+use crate::bounded::Bounded;
 use crate::error::ApiError;
 
 /// A point to upsert.
@@ -27,11 +28,11 @@ pub struct PointIn {
     /// Text fields: `{"field": "text", ...}`.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    text: Value,
+    text: Bounded,
     /// JSON object.
     #[serde(default)]
     #[schema(value_type = Object)]
-    payload: Value,
+    payload: Bounded,
 }
 
 /// A batch of points; `application/x-ndjson` bodies carry one [`PointIn`] per line instead.
@@ -78,15 +79,18 @@ pub struct DeletedCount {
 impl PointIn {
     fn into_point(self) -> Point {
         // An omitted vector is filled by the collection's model, or refused by the engine.
-        Point::new(self.id, self.vector.unwrap_or_default(), self.payload).with_text(self.text)
+        Point::new(self.id, self.vector.unwrap_or_default(), self.payload.0).with_text(self.text.0)
     }
 }
 
-fn parse_points(headers: &HeaderMap, bytes: &[u8]) -> Result<Vec<PointIn>, ApiError> {
-    let ndjson = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/x-ndjson"));
+/// The points of an upsert body: JSON `{"points": [...]}`, or NDJSON (one point
+/// per line) when `content_type` says `application/x-ndjson`.
+pub fn parse_points(content_type: Option<&str>, bytes: &[u8]) -> Result<Vec<Point>, ApiError> {
+    Ok(parse_points_in(content_type, bytes)?.into_iter().map(PointIn::into_point).collect())
+}
+
+fn parse_points_in(content_type: Option<&str>, bytes: &[u8]) -> Result<Vec<PointIn>, ApiError> {
+    let ndjson = content_type.is_some_and(|ct| ct.starts_with("application/x-ndjson"));
     if !ndjson {
         let body: UpsertBody = crate::ops::decode_json(bytes)?;
         return Ok(body.points);
@@ -111,7 +115,8 @@ pub async fn upsert(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let bytes = body_bytes(body, state.body_limit)?;
-    let points: Vec<Point> = parse_points(&headers, &bytes)?.into_iter().map(PointIn::into_point).collect();
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let points = parse_points(content_type, &bytes)?;
     let db = state.db()?;
     blocking(move || {
         let c = db.collection(&name)?;

@@ -8,7 +8,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use naksha_query::{Filter, ScoredPoint};
+use naksha_query::{Filter, ScoredPoint, SearchRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -72,6 +72,24 @@ pub struct QueryBody {
     with_vector: bool,
 }
 
+impl QueryBody {
+    /// The engine's request; a malformed part (filter, fusion, mode, syntax) is a 400.
+    pub fn into_request(self) -> Result<SearchRequest, ApiError> {
+        let q = self;
+        let mut req = ops::search_request(q.text, q.vector, q.mode.as_deref(), q.fusion, q.syntax.as_deref())?;
+        req.filter = q.filter.map(Filter::from_json).transpose()?;
+        req.limit = q.limit;
+        req.offset = q.offset;
+        req.ef = q.ef;
+        req.exact = q.exact;
+        req.with_payload = q.with_payload;
+        req.with_vector = q.with_vector;
+        req.with_text = q.with_text;
+        req.highlight = q.highlight;
+        Ok(req)
+    }
+}
+
 /// Results, best first.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct QueryOut {
@@ -95,16 +113,7 @@ pub async fn query(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let q: QueryBody = parse_json(body, state.body_limit)?;
-    let mut req = ops::search_request(q.text, q.vector, q.mode.as_deref(), q.fusion, q.syntax.as_deref())?;
-    req.filter = q.filter.map(Filter::from_json).transpose()?;
-    req.limit = q.limit;
-    req.offset = q.offset;
-    req.ef = q.ef;
-    req.exact = q.exact;
-    req.with_payload = q.with_payload;
-    req.with_vector = q.with_vector;
-    req.with_text = q.with_text;
-    req.highlight = q.highlight;
+    let req = q.into_request()?;
     let db = state.db()?;
     blocking(move || {
         let results = db.collection(&name)?.search(&req)?;

@@ -322,3 +322,47 @@ fn a_full_disk_refuses_cleanly_and_recovers() {
     }
     drop(s.stop());
 }
+
+/// Property-based API tests: schemathesis (installed by scripts/test.sh) sends
+/// what the OpenAPI document allows, and much it does not, to every operation
+/// of a live server with the real model, for a bounded time; no reply may be
+/// a 5xx. DELETE is left out so the seeded collection stays for the others.
+#[test]
+fn schemathesis_finds_no_server_error() {
+    let venv = std::env::var("NAKSHA_SCHEMATHESIS_VENV").map(std::path::PathBuf::from).unwrap_or_else(|_| {
+        std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/naksha/venv-schemathesis")
+    });
+    let exe = venv.join("bin/schemathesis");
+    assert!(
+        exe.exists(),
+        "schemathesis is not installed in {}: run scripts/install-schemathesis.sh (scripts/test.sh does)",
+        venv.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let models = naksha_embed::testing::models_dir();
+    let s = Server::start(dir.path(), &[("NAKSHA__MODELS__DIR", models.to_str().unwrap())]);
+    let config = r#"{"embed": {"model": "all-minilm-l6-v2", "fields": ["title", "body"]},
+                     "text_fields": ["title", "body"], "payload_index": {"lang": "keyword"}}"#;
+    assert_eq!(s.send("PUT", "/v1/collections/docs", config).0, 201);
+    let seed = json!({"points": [
+        {"id": 1, "text": {"title": "firefox", "body": "a web browser"}, "payload": {"lang": "en"}},
+        {"id": "doc-2", "text": {"title": "gimp", "body": "edit photos"}, "payload": {"lang": "de"}},
+    ]});
+    assert_eq!(s.send("POST", "/v1/collections/docs/points", &seed.to_string()).0, 200);
+    let config_file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis/schemathesis.toml");
+    let out = std::process::Command::new(&exe)
+        .arg("--config-file")
+        .arg(&config_file)
+        .args(["run", &format!("{}/openapi.json", s.url)])
+        .args(["--checks", "not_a_server_error", "--max-time", "60", "--seed", "17", "--workers", "2"])
+        .args(["--exclude-method", "DELETE", "--no-color", "--request-timeout", "30"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run schemathesis");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let tail: String = text.lines().rev().take(60).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+    assert!(out.status.success(), "schemathesis found server errors:\n{tail}");
+    assert!(text.contains("passed"), "schemathesis ran no test case:\n{tail}");
+    assert_eq!(s.get("/healthz").0, 200);
+    drop(s.stop());
+}

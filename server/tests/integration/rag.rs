@@ -192,7 +192,7 @@ fn a_client_that_hangs_up_stops_the_generator() {
     conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     write!(
         conn,
-        "POST /v1/collections/docs/rag HTTP/1.1\r\nHost: naksha\r\nContent-Type: application/json\r\n\
+        "POST /v1/collections/docs/rag HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\n\r\n{body}",
         body.len()
     )
