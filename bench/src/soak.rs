@@ -51,6 +51,23 @@ pub struct Sample {
     pub ops: Vec<(String, u64, u64, f64, f64)>,
 }
 
+impl Sample {
+    /// One markdown table row (also the progress line).
+    fn row(&self) -> String {
+        format!(
+            "| {:.0} | {:.1} | {} | {} | {} | {:.1} | {:.1} | {} |\n",
+            self.t,
+            self.rss_bytes as f64 / 1e6,
+            self.open_files,
+            self.points,
+            self.segments,
+            self.ops[0].4,
+            self.ops[3].4,
+            self.ops.iter().map(|o| o.2).sum::<u64>()
+        )
+    }
+}
+
 const OPS: [&str; 4] = ["upsert", "delete", "delete_filter", "query"];
 
 #[derive(Default)]
@@ -175,17 +192,7 @@ pub fn run(base: &str, args: &SoakArgs) -> Result<Vec<Sample>> {
             disk_bytes: info["disk_bytes"].as_u64().unwrap_or(0),
             ops,
         };
-        eprintln!(
-            "t={:>6.0}s rss={:>6.1}MB fds={:>4} points={:>6} segments={:>3} upsert p99={:.1}ms query p99={:.1}ms errors={}",
-            s.t,
-            s.rss_bytes as f64 / 1e6,
-            s.open_files,
-            s.points,
-            s.segments,
-            s.ops[0].4,
-            s.ops[3].4,
-            s.ops.iter().map(|o| o.2).sum::<u64>()
-        );
+        eprint!("{}", s.row());
         samples.push(s);
     }
     stop.store(true, Relaxed);
@@ -235,18 +242,9 @@ pub fn markdown(samples: &[Sample], args: &SoakArgs, command: &str) -> String {
     }
     let errors: u64 = samples.iter().flat_map(|x| x.ops.iter().map(|o| o.2)).sum();
     let requests: u64 = samples.iter().flat_map(|x| x.ops.iter().map(|o| o.1)).sum();
-    s += &format!("\n{requests} requests, {errors} errors.\n\n| t s | RSS MB | files | points | segments | upsert p99 | query p99 |\n|---:|---:|---:|---:|---:|---:|---:|\n");
+    s += &format!("\n{requests} requests, {errors} errors.\n\n| t s | RSS MB | files | points | segments | upsert p99 ms | query p99 ms | errors |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for x in samples {
-        s += &format!(
-            "| {:.0} | {:.1} | {} | {} | {} | {:.1} | {:.1} |\n",
-            x.t,
-            x.rss_bytes as f64 / 1e6,
-            x.open_files,
-            x.points,
-            x.segments,
-            x.ops[0].4,
-            x.ops[3].4
-        );
+        s += &x.row();
     }
     s
 }

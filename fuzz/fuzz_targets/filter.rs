@@ -16,9 +16,11 @@ fn payloads() -> &'static (Vec<Value>, PayloadIndex) {
     P.get_or_init(|| {
         let payloads: Vec<Value> = (0..40i64)
             .map(|i| {
-                json!({"n": i % 7, "f": i as f64 / 3.0, "lang": ["en", "de", "fr"][(i % 3) as usize],
-                       "tags": (0..i % 4).map(|t| format!("t{t}")).collect::<Vec<_>>(), "b": i % 2 == 0,
-                       "m": {"n": i % 5, "s": if i % 6 == 0 { Value::Null } else { json!("x") }}})
+                let lang = ["en", "de", "fr"][(i % 3) as usize];
+                let tags: Vec<String> = (0..i % 4).map(|t| format!("t{t}")).collect();
+                let s = if i % 6 == 0 { Value::Null } else { json!("x") };
+                json!({"n": i % 7, "f": i as f64 / 3.0, "lang": lang, "tags": tags, "b": i % 2 == 0,
+                       "m": {"n": i % 5, "s": s}})
             })
             .collect();
         let schema: BTreeMap<String, FieldType> = [

@@ -103,6 +103,9 @@ pub fn parse(bytes: &[u8], magic: [u8; 8]) -> Result<(u64, Vec<Range<usize>>), S
     }
     let user = rd_u64(16);
     let mut ranges = Vec::with_capacity(n);
+    // Sections follow the header and each other, as `encode` lays them out: a
+    // crafted offset must not alias the header or another section.
+    let mut prev_end = align_up(header_len + 4);
     for i in 0..n {
         let at = 24 + 20 * i;
         let (off, len, crc) = (rd_u64(at), rd_u64(at + 8), rd_u32(at + 16));
@@ -114,6 +117,10 @@ pub fn parse(bytes: &[u8], magic: [u8; 8]) -> Result<(u64, Vec<Range<usize>>), S
         if !(off as usize).is_multiple_of(ALIGN) {
             return Err(format!("section {i} is misaligned"));
         }
+        if range.start < prev_end {
+            return Err(format!("section {i} overlaps the header or the section before it"));
+        }
+        prev_end = range.end;
         if crc32c::crc32c(&bytes[range.clone()]) != crc {
             return Err(format!("section {i} checksum mismatch"));
         }
@@ -180,6 +187,33 @@ mod tests {
     use super::*;
 
     const MAGIC: [u8; 8] = *b"NKTEST\0\0";
+
+    /// Rewrite section `i`'s offset and the header checksum.
+    fn with_offset(mut bytes: Vec<u8>, i: usize, off: u64) -> Vec<u8> {
+        let n = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+        bytes[24 + 20 * i..32 + 20 * i].copy_from_slice(&off.to_le_bytes());
+        let header_len = 24 + 20 * n;
+        let crc = crc32c::crc32c(&bytes[..header_len]);
+        bytes[header_len..header_len + 4].copy_from_slice(&crc.to_le_bytes());
+        bytes
+    }
+
+    /// Found by the `section_file` fuzz target: a section at offset 0 (inside
+    /// the header) or over another section passed every check.
+    #[test]
+    fn sections_may_not_alias_the_header_or_each_other() {
+        let good = encode(MAGIC, 7, &[b"", b"abc", b"defg"]);
+        assert!(parse(&good, MAGIC).is_ok());
+        // An empty section moved to offset 0: in bounds, aligned, right checksum.
+        let e = parse(&with_offset(good.clone(), 0, 0), MAGIC).unwrap_err();
+        assert!(e.contains("overlaps"), "{e}");
+        // The last section moved onto the one before it.
+        let (_, ranges) = parse(&good, MAGIC).unwrap();
+        let e = parse(&with_offset(good.clone(), 2, ranges[1].start as u64), MAGIC).unwrap_err();
+        assert!(e.contains("overlaps") || e.contains("checksum"), "{e}");
+        // The empty first section placed after the later ones: out of order.
+        assert!(parse(&with_offset(good, 0, ranges[2].start as u64), MAGIC).is_err());
+    }
 
     fn arb_sections() -> impl Strategy<Value = Vec<Vec<u8>>> {
         let size = prop_oneof![Just(0usize), Just(1), Just(63), Just(64), Just(65), 0usize..300];
