@@ -52,7 +52,7 @@ impl Health {
             Err(e) => {
                 let msg = e.to_string();
                 self.failures = self.failures.saturating_add(1);
-                let wait = RETRY_MIN.saturating_mul(1 << self.failures.min(6).saturating_sub(1)).min(RETRY_MAX);
+                let wait = RETRY_MIN.saturating_mul(1 << self.failures.min(7).saturating_sub(1)).min(RETRY_MAX);
                 self.retry_at = Some(Instant::now() + wait);
                 if self.error.as_deref() != Some(msg.as_str()) {
                     tracing::error!(collection = name, error = %msg, retry_in = ?wait, "background flush or merge failed; retrying with back-off");

@@ -86,7 +86,7 @@ fn cors_headers(res: &mut Response, origin: &HeaderValue) {
 /// The checks above, before routing.
 pub async fn check(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let policy = &state.policy;
-    if req.uri().to_string().len() > MAX_URI_LEN {
+    if req.uri().path_and_query().map_or(0, |p| p.as_str().len()) > MAX_URI_LEN {
         return ApiError::new(Kind::UriTooLong, format!("request URI longer than {MAX_URI_LEN} bytes")).into_response();
     }
     if let Some(allowed) = &policy.allowed_hosts {
