@@ -357,14 +357,17 @@ impl Wal {
         record.extend_from_slice(&crc.to_le_bytes());
         record.extend_from_slice(&seq.to_le_bytes());
         record.extend_from_slice(&body);
-        let path = w.files.last().map(|(_, p)| p.clone()).unwrap_or_default();
-        if let Err(e) = fault::write_all("wal.write", &path, &*w.file, &record) {
+        let written = {
+            let path = w.files.last().map_or(Path::new(""), |(_, p)| p.as_path());
+            fault::write_all("wal.write", path, &*w.file, &record)
+        };
+        if let Err(e) = written {
             // A partial record may be in the file; cut it off so the batch changes
             // nothing and later records do not sit behind it. If even that fails,
             // no further record may be appended.
-            let before = w.file_bytes;
-            if let Err(cut) = w.file.set_len(before) {
-                tracing::error!(path = %path.display(), error = %cut, "cannot cut a failed WAL append; the log is read-only until restart");
+            if let Err(cut) = w.file.set_len(w.file_bytes) {
+                let path = w.files.last().map(|(_, p)| p.display().to_string()).unwrap_or_default();
+                tracing::error!(%path, error = %cut, "cannot cut a failed WAL append; the log is read-only until restart");
                 w.poisoned = Some(format!("append failed ({e}) and could not be undone ({cut})"));
             }
             return Err(e.into());
