@@ -114,6 +114,11 @@ impl Database {
         self.collections.read().get(name).cloned().ok_or_else(|| Error::CollectionNotFound(name.to_owned()))
     }
 
+    /// Every collection with its name, in name order (one snapshot of the map).
+    pub fn collections(&self) -> Vec<(String, Arc<Collection>)> {
+        self.collections.read().iter().map(|(n, c)| (n.clone(), c.clone())).collect()
+    }
+
     /// Names and live point counts of every collection.
     pub fn list(&self) -> Vec<(String, usize)> {
         self.collections.read().iter().map(|(n, c)| (n.clone(), c.len())).collect()

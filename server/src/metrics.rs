@@ -74,8 +74,7 @@ impl Metrics {
             let mut names = Vec::new();
             let mut counts: Vec<(u64, u64)> = Vec::new();
             let mut statuses = Vec::new();
-            for (name, _) in db.list() {
-                let Ok(c) = db.collection(&name) else { continue };
+            for (name, c) in db.collections() {
                 let i = c.info();
                 let m = c.metrics();
                 rows.push([

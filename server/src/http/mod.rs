@@ -188,10 +188,10 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         return ApiError::unavailable("recovering").into_response();
     };
     let unhealthy = tokio::task::spawn_blocking(move || {
-        db.list()
+        db.collections()
             .into_iter()
-            .filter_map(|(name, _)| {
-                let (status, error) = db.collection(&name).ok()?.health();
+            .filter_map(|(name, c)| {
+                let (status, error) = c.health();
                 (status != HealthStatus::Ok).then_some(CollectionHealth { name, status, error })
             })
             .collect::<Vec<_>>()
