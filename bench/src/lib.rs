@@ -15,7 +15,9 @@
 #![allow(clippy::print_stdout)]
 
 pub mod ann;
+pub mod common;
 pub mod corpus;
+pub mod curve;
 pub mod datasets;
 pub mod embed;
 pub mod filtered;

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::{agent, percentile};
 use anyhow::{bail, Context, Result};
 use naksha_index::testing::{clustered, Rng};
 use serde_json::json;
@@ -47,22 +48,11 @@ pub struct Cell {
     pub p99_ms: f64,
 }
 
-pub(crate) fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).build().into()
-}
-
 fn post(agent: &ureq::Agent, url: &str, body: String) -> Result<u16> {
     let res = agent.post(url).header("Content-Type", "application/json").send(body)?;
     let status = res.status().as_u16();
     res.into_body().read_to_string()?;
     Ok(status)
-}
-
-pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 fn run_cell(base: &str, op: &'static str, clients: usize, args: &LoadArgs, next_id: &Arc<AtomicU64>) -> Cell {
@@ -236,7 +226,7 @@ pub fn run(base: &str, args: &LoadArgs) -> Result<Vec<Cell>> {
 pub fn markdown(cells: &[Cell], args: &LoadArgs, command: &str) -> String {
     let mut s = format!(
         "### Server load (HTTP, loopback)\n\n- collection: {} points, dim {}, cosine; search: limit 10, random query vectors; upsert: {} points per request, fsynced before the reply\n- {} s per cell; clients are blocking HTTP/1.1 connections in threads of the same process\n- machine: {}\n- command: `{command}`\n\n| operation | clients | requests | QPS | p50 ms | p99 ms | errors |\n|---|---:|---:|---:|---:|---:|---:|\n",
-        args.points, args.dim, args.upsert_batch, args.seconds, crate::report::machine()
+        args.points, args.dim, args.upsert_batch, args.seconds, crate::common::machine()
     );
     for c in cells {
         s += &format!(

@@ -302,7 +302,7 @@ fn main() -> Result<()> {
             if filter_percents.iter().any(|&p| p == 0 || p > 100) {
                 bail!("--filters takes percentages from 1 to 100");
             }
-            let args = ann::AnnArgs {
+            let args = naksha_bench::curve::AnnArgs {
                 m: links,
                 ef_construction,
                 efs,

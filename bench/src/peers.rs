@@ -7,54 +7,19 @@
 //! The command creates `bench/.venv` from the pinned `bench/peers/requirements.txt`
 //! on first use (PyPI only; hnswlib builds from source with the system C++ compiler).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::ann::{AnnArgs, CurvePoint, EngineRun};
+use crate::common::{bench_dir, ensure_venv};
+use crate::curve::{AnnArgs, CurvePoint, EngineRun};
+use crate::curve::{Filter, NamedCurve};
 use crate::datasets::{write_fvecs, write_ivecs, Dataset};
-use crate::filtered::{Filter, NamedCurve};
 
 /// A peer's unfiltered run and its curves under each filter, in the filters' order.
 pub type PeerRun = (EngineRun, Vec<NamedCurve>);
-
-/// `bench/` of this checkout.
-pub(crate) fn bench_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The ANN peers' venv (`bench/.venv`), created from `peers/requirements.txt` if needed.
-pub fn ensure_venv() -> Result<PathBuf> {
-    ensure_named_venv(".venv", "requirements.txt")
-}
-
-/// The Python of venv `bench/{name}`, (re)created from the pinned
-/// `bench/peers/{requirements}` when missing or stale.
-pub fn ensure_named_venv(name: &str, requirements: &str) -> Result<PathBuf> {
-    let venv = bench_dir().join(name);
-    let python = venv.join("bin/python");
-    let stamp = venv.join(".requirements");
-    let reqs = bench_dir().join("peers").join(requirements);
-    let wanted = fs_err::read_to_string(&reqs)?;
-    if python.exists() && fs_err::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
-        return Ok(python);
-    }
-    eprintln!("creating {} from {} ...", venv.display(), reqs.display());
-    run_command(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    run_command(Command::new(&python).args(["-m", "pip", "install", "--quiet", "-r"]).arg(&reqs))?;
-    fs_err::write(&stamp, wanted)?;
-    Ok(python)
-}
-
-pub(crate) fn run_command(cmd: &mut Command) -> Result<()> {
-    let status = cmd.status().with_context(|| format!("cannot run {cmd:?}"))?;
-    if !status.success() {
-        bail!("{cmd:?} failed with {status}");
-    }
-    Ok(())
-}
 
 /// Run every requested peer on `ds` with the sweep's settings, unfiltered and under each filter.
 pub fn run_peers(

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use anyhow::Result;
 
-use crate::peers::{bench_dir, ensure_named_venv, run_command};
+use crate::common::{bench_dir, ensure_named_venv, run_command};
 
 /// Plot the ANN report `json` (from `naksha-bench ann --out`) as a PNG beside it; returns its path.
 pub fn ann(json: &Path) -> Result<PathBuf> {

@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
+use crate::common::{agent, percentile};
+use crate::common::{create_collection, post};
 use crate::corpus::{self, Record};
-use crate::load::{agent, percentile};
 
 /// A known-item set loaded into Naksha: which corpus, questions and model.
 #[derive(Clone, Debug, clap::Args)]
@@ -193,26 +194,6 @@ pub fn run(args: &QualityArgs) -> Result<QualityReport> {
     Ok(QualityReport { docs: records.len(), queries: queries.len(), load_secs: set.load_secs, rows })
 }
 
-pub(crate) fn post(agent: &ureq::Agent, url: &str, content_type: &str, body: String) -> Result<Value> {
-    let res = agent.post(url).header("Content-Type", content_type).send(body)?;
-    let status = res.status().as_u16();
-    let v: Value = serde_json::from_str(&res.into_body().read_to_string()?)?;
-    if status != 200 && status != 201 {
-        bail!("{url}: {status} {v}");
-    }
-    Ok(v)
-}
-
-/// `PUT /v1/collections/{name}` with `config`; anything but 201 is an error.
-pub(crate) fn create_collection(agent: &ureq::Agent, base: &str, name: &str, config: &Value) -> Result<()> {
-    let res = agent.put(format!("{base}/v1/collections/{name}")).header("Content-Type", "application/json");
-    let status = res.send(config.to_string())?.status().as_u16();
-    if status != 201 {
-        bail!("creating the collection {name}: {status}");
-    }
-    Ok(())
-}
-
 /// Create the collection and load every record (vector and `text` field) as NDJSON.
 fn load(base: &str, model: &str, records: &[Record], vectors: &[f32], dim: usize) -> Result<f64> {
     let a = agent();
@@ -275,7 +256,7 @@ pub(crate) fn query_all(
 
 /// bm25s through `peers/bm25_peer.py`: the top 100 corpus ids per query.
 fn run_peer(records: &[Record], queries: &[(String, u64)]) -> Result<(String, Vec<Vec<u64>>)> {
-    let python = crate::peers::ensure_named_venv(".venv-bm25", "requirements-bm25.txt")?;
+    let python = crate::common::ensure_named_venv(".venv-bm25", "requirements-bm25.txt")?;
     let dir = tempfile::tempdir()?;
     let mut corpus = String::new();
     for r in records {
@@ -286,7 +267,7 @@ fn run_peer(records: &[Record], queries: &[(String, u64)]) -> Result<(String, Ve
     let qs: String = queries.iter().map(|q| serde_json::to_string(&q.0).unwrap_or_default() + "\n").collect();
     fs_err::write(dir.path().join("queries.jsonl"), qs)?;
     let out =
-        Command::new(&python).arg(crate::peers::bench_dir().join("peers/bm25_peer.py")).arg(dir.path()).output()?;
+        Command::new(&python).arg(crate::common::bench_dir().join("peers/bm25_peer.py")).arg(dir.path()).output()?;
     if !out.status.success() {
         bail!("bm25 peer failed: {}", String::from_utf8_lossy(&out.stderr));
     }
@@ -307,7 +288,7 @@ fn run_peer(records: &[Record], queries: &[(String, u64)]) -> Result<(String, Ve
 pub fn markdown(r: &QualityReport, args: &QualityArgs, command: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# Retrieval quality: known-item search on the Debian descriptions\n");
-    let _ = writeln!(s, "- Machine: {}", crate::report::machine());
+    let _ = writeln!(s, "- Machine: {}", crate::common::machine());
     let _ = writeln!(
         s,
         "- Data: {} records of {} (the `text` field only), {} queries of {}",

@@ -15,8 +15,9 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-use crate::load::{agent, percentile};
-use crate::quality::{load_set, post, query_all, KnownItemArgs};
+use crate::common::post;
+use crate::common::{agent, percentile};
+use crate::quality::{load_set, query_all, KnownItemArgs};
 
 /// Settings of one run.
 #[derive(Clone, Debug)]
@@ -112,7 +113,7 @@ fn ask_all(base: &str, queries: &[(String, u64)], limit: usize, budget: usize) -
     let url = format!("{base}/v1/collections/debian/rag");
     let body = |q: &str| json!({"question": q, "limit": limit, "max_context_tokens": budget}).to_string();
     post(&a, &url, "application/json", body(&queries[0].0))?; // warm-up
-    let bar = crate::report::progress(queries.len(), format!("rag, budget {budget}"));
+    let bar = crate::common::progress(queries.len(), format!("rag, budget {budget}"));
     let (mut answers, mut ms) = (Vec::with_capacity(queries.len()), Vec::with_capacity(queries.len()));
     for (q, _) in queries {
         let t = Instant::now();
@@ -172,7 +173,7 @@ pub fn tally(budget: usize, answers: &[Value], relevant: &[u64], mut ms: Vec<f64
 pub fn markdown(r: &RagReport, args: &RagArgs, command: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# RAG: grounded answers on the Debian known-item questions\n");
-    let _ = writeln!(s, "- Machine: {}", crate::report::machine());
+    let _ = writeln!(s, "- Machine: {}", crate::common::machine());
     let _ = writeln!(
         s,
         "- Data: {} records of {} (the `text` field only, loaded in {:.1} s), {} questions of {} \

@@ -2,42 +2,9 @@
 
 use std::fmt::Write;
 
-use crate::ann::{qps_at, AnnReport, CurvePoint};
-
-/// CPU model and core count of this machine.
-pub fn machine() -> String {
-    let cpu = fs_err::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cpu}, {cores} cores, kernels: {}", naksha_index::distance::active().name)
-}
-
-/// A progress bar for `len` steps of long bench work (hidden when stderr is not a terminal).
-pub fn progress(len: usize, msg: String) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(len as u64).with_message(msg);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}]")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar
-}
-
-/// The sweep's full table: per `ef`, every engine's recall and QPS.
-pub fn ef_table(curves: &[(&str, &[CurvePoint])], efs: &[usize]) -> String {
-    let mut s = String::new();
-    let names: Vec<String> = curves.iter().map(|(name, _)| format!("{name} recall | {name} QPS")).collect();
-    let _ = writeln!(s, "| ef | {} |", names.join(" | "));
-    let _ = writeln!(s, "|---:|{}", "---:|---:|".repeat(curves.len()));
-    for (i, ef) in efs.iter().enumerate() {
-        let cells: Vec<String> = curves.iter().map(|(_, c)| format!("{:.4} | {:.0}", c[i].recall, c[i].qps)).collect();
-        let _ = writeln!(s, "| {ef} | {} |", cells.join(" | "));
-    }
-    s
-}
+use crate::common::machine;
+use crate::curve::ef_table;
+use crate::curve::{qps_at, AnnReport, CurvePoint};
 
 /// Render an ANN sweep as markdown.
 pub fn ann_markdown(r: &AnnReport, command: &str) -> String {

@@ -14,7 +14,7 @@ use naksha_index::testing::Rng;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::load::{agent, percentile};
+use crate::common::{agent, percentile};
 
 /// Soak settings.
 #[derive(Debug, Clone, Serialize)]
@@ -142,7 +142,7 @@ pub fn run(base: &str, args: &SoakArgs) -> Result<Vec<Sample>> {
             let (interval, stop, base, args, ops) =
                 (interval.clone(), stop.clone(), base.to_owned(), args.clone(), ops.to_vec());
             std::thread::spawn(move || {
-                let agent = crate::load::agent();
+                let agent = crate::common::agent();
                 let mut rng = Rng::new(7 + w as u64);
                 let mut k = 0;
                 while !stop.load(Relaxed) {
@@ -221,7 +221,7 @@ pub fn markdown(samples: &[Sample], args: &SoakArgs, command: &str) -> String {
         args.dim,
         args.window,
         args.flush_points,
-        crate::report::machine()
+        crate::common::machine()
     );
     let n = samples.len();
     let (mid, last) =

@@ -11,9 +11,9 @@ use naksha_index::metric::Metric;
 use rayon::prelude::*;
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
-use crate::ann::{rss_bytes, AnnArgs, Engine};
+use crate::curve::Filter;
+use crate::curve::{rss_bytes, AnnArgs, Engine};
 use crate::datasets::Dataset;
-use crate::filtered::Filter;
 
 /// A built usearch index.
 pub(crate) struct Usearch(Index);

@@ -1,13 +1,13 @@
 //! A seconds-long smoke run of each benchmark so they cannot rot.
 
-use naksha_bench::{ann, datasets, report};
+use naksha_bench::{ann, curve, datasets, report};
 use naksha_index::metric::Metric;
 
 #[test]
 fn ann_sweep_smoke() {
     for metric in [Metric::L2, Metric::Cosine] {
         let ds = datasets::synthetic(4000, 30, 16, metric, 1);
-        let args = ann::AnnArgs {
+        let args = curve::AnnArgs {
             m: 8,
             ef_construction: 64,
             efs: vec![10, 64],
@@ -64,10 +64,10 @@ fn fvecs_round_trip() {
 
 #[test]
 fn qps_interpolates_between_points() {
-    let c = |ef, recall, qps| ann::CurvePoint { ef, recall, qps };
+    let c = |ef, recall, qps| curve::CurvePoint { ef, recall, qps };
     let curve = [c(10, 0.9, 1000.0), c(20, 0.96, 500.0), c(40, 0.995, 250.0)];
-    assert!((ann::qps_at(&curve, 0.93).unwrap() - 750.0).abs() < 1e-6);
-    assert!(ann::qps_at(&curve, 0.999).is_none());
+    assert!((curve::qps_at(&curve, 0.93).unwrap() - 750.0).abs() < 1e-6);
+    assert!(curve::qps_at(&curve, 0.999).is_none());
 }
 
 #[test]
@@ -237,7 +237,7 @@ fn debian_dataset_from_a_known_item_set() {
     assert_eq!((ds.len(), ds.num_queries(), ds.dim, ds.metric), (36, 10, 384, Metric::Cosine));
     let norm: f32 = ds.queries[..384].iter().map(|x| x * x).sum();
     assert!((norm - 1.0).abs() < 1e-3, "{norm}");
-    let args = ann::AnnArgs {
+    let args = curve::AnnArgs {
         m: 8,
         ef_construction: 32,
         efs: vec![64],

@@ -27,11 +27,13 @@ pub mod chunk;
 mod encoder;
 mod error;
 mod model;
+mod pooling;
 mod registry;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use chunk::{Chunk, ChunkConfig};
 pub use error::{Error, Result};
-pub use model::{DeviceKind, Embedder, ModelInfo, Pooling};
+pub use model::{DeviceKind, Embedder, ModelInfo};
+pub use pooling::Pooling;
 pub use registry::Models;

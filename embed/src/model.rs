@@ -24,6 +24,7 @@ use tokenizers::Tokenizer;
 use crate::batch::{self, BatchLimits};
 use crate::chunk::{self, Chunk, ChunkConfig};
 use crate::encoder::{self, Encoder, LoadError, Parallelism, Precision};
+use crate::pooling::Pooling;
 use crate::{Error, Result};
 
 /// Where the encoder runs.
@@ -68,18 +69,6 @@ impl DeviceKind {
             }
         }
     }
-}
-
-/// How token vectors become one sentence vector.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Pooling {
-    /// Mean over the real (unpadded) tokens.
-    Mean,
-    /// The first (`[CLS]`) token.
-    Cls,
-    /// Element-wise maximum over the real tokens.
-    Max,
 }
 
 /// What a loaded model is, as `GET /v1/models` shows it.

@@ -41,6 +41,26 @@ const VECTORS_MAGIC: [u8; 8] = *b"NKVECS\0\0";
 const POINTS_MAGIC: [u8; 8] = *b"NKPOINT\0";
 const DELETES_MAGIC: [u8; 8] = *b"NKDELS\0\0";
 
+/// Section of `vectors.bin`: the prepared `f32` vectors.
+const VECTORS: usize = 0;
+/// Sections of `points.bin`: each table of `u64` offsets (n + 1) is followed by its blob.
+mod points_bin {
+    /// `u64` id offsets.
+    pub const ID_OFFSETS: usize = 0;
+    /// `u64` payload offsets.
+    pub const PAYLOAD_OFFSETS: usize = 2;
+    /// `u64` text offsets (absent in segments written before text fields).
+    pub const TEXT_OFFSETS: usize = 4;
+    /// The blob after an offsets table.
+    pub const fn blob(table: usize) -> usize {
+        table + 1
+    }
+    /// Sections of a segment with text fields.
+    pub const WITH_TEXT: usize = 6;
+}
+/// Section of `deletes-{g}.bin`: the bitmap words.
+const DELETE_WORDS: usize = 0;
+
 /// What a segment needs to know about its collection.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SegmentConfig {
@@ -153,15 +173,15 @@ impl Segment {
         if vfile.user() as usize != config.dim {
             return Err(corrupt(format!("dimension {} does not match the collection's {}", vfile.user(), config.dim)));
         }
-        let vectors = Stored::<f32>::mapped(&vfile, 0)?;
+        let vectors = Stored::<f32>::mapped(&vfile, VECTORS)?;
         let points = Arc::new(SectionFile::open(&dir.join("points.bin"), POINTS_MAGIC)?);
         let n = points.user() as usize;
         if vectors.as_slice().len() != n * config.dim {
             return Err(corrupt("vector count does not match the point count".into()));
         }
-        for (off, blob) in [(0, 1), (2, 3)] {
-            let o = points.slice::<u64>(off)?;
-            let len = points.bytes(blob)?.len() as u64;
+        for table in [points_bin::ID_OFFSETS, points_bin::PAYLOAD_OFFSETS] {
+            let o = points.slice::<u64>(table)?;
+            let len = points.bytes(points_bin::blob(table))?.len() as u64;
             if o.len() != n + 1 || o.first() != Some(&0) || o.windows(2).any(|w| w[0] > w[1]) || o[n] != len {
                 return Err(corrupt("bad offsets table in points.bin".into()));
             }
@@ -234,27 +254,27 @@ impl Segment {
 
     fn item(&self, table: usize, offset: u32) -> Result<Decoder<'_>> {
         let offs = self.points.slice::<u64>(table)?;
-        let blob = self.points.bytes(table + 1)?;
+        let blob = self.points.bytes(points_bin::blob(table))?;
         let (a, b) = (offs[offset as usize] as usize, offs[offset as usize + 1] as usize);
         Ok(Decoder::new(&blob[a..b]))
     }
 
     /// Id at `offset`.
     pub fn id(&self, offset: u32) -> Result<PointId> {
-        Ok(self.item(0, offset)?.id()?)
+        Ok(self.item(points_bin::ID_OFFSETS, offset)?.id()?)
     }
 
     /// Payload at `offset`.
     pub fn payload(&self, offset: u32) -> Result<Value> {
-        Ok(self.item(2, offset)?.payload()?)
+        Ok(self.item(points_bin::PAYLOAD_OFFSETS, offset)?.payload()?)
     }
 
     /// Text fields at `offset` (`null` when the point has none).
     pub fn text(&self, offset: u32) -> Result<Value> {
-        if self.points.len() < 6 {
+        if self.points.len() < points_bin::WITH_TEXT {
             return Ok(Value::Null);
         }
-        Ok(self.item(4, offset)?.payload()?)
+        Ok(self.item(points_bin::TEXT_OFFSETS, offset)?.payload()?)
     }
 
     /// Bytes on disk.
@@ -338,5 +358,5 @@ pub fn read_deletes(path: &Path, n: usize) -> Result<Bitset> {
             reason: "bitmap size does not match the segment".into(),
         });
     }
-    Ok(Bitset::from_words(f.slice::<u64>(0)?, n))
+    Ok(Bitset::from_words(f.slice::<u64>(DELETE_WORDS)?, n))
 }

@@ -18,7 +18,8 @@
 use std::cell::OnceCell;
 
 use naksha_index::bitset::Bitset;
-use naksha_index::payload::{matches_eq, values_at, NumRange, PayloadIndex};
+pub use naksha_index::payload::NumRange;
+use naksha_index::payload::{matches_eq, values_at, PayloadIndex};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

@@ -30,14 +30,13 @@ mod error;
 pub mod filter;
 pub mod hybrid;
 pub mod planner;
-pub mod rag;
 
 pub use collection::{
     Collection, CollectionInfo, Document, DocumentsWritten, HealthStatus, Metrics, Record, ScoredPoint, SearchRequest,
 };
 pub use config::{CollectionConfig, EmbedConfig, EngineOptions, HnswConfig, VectorsConfig};
 pub use database::Database;
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use filter::Filter;
 pub use hybrid::{Fusion, Mode};
 pub use naksha_embed as embed;
@@ -46,4 +45,3 @@ pub use naksha_index::payload::FieldType;
 pub use naksha_index::quant::Quantization;
 pub use naksha_index::text::{Analyzer, AnalyzerKind, Syntax, TextLanguage};
 pub use naksha_storage::point::{Point, PointId};
-pub use rag::{Citation, GeneratorConfig, OpenAiConfig, RagAnswer, RagEvent, RagRequest};

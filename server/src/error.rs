@@ -5,7 +5,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use naksha_query::Error as QueryError;
+use naksha_query::{Error as QueryError, ErrorKind};
 
 /// What went wrong, independent of protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +41,24 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, for documentation.
+    pub const ALL: [Kind; 14] = [
+        Kind::InvalidArgument,
+        Kind::Unauthenticated,
+        Kind::PermissionDenied,
+        Kind::MethodNotAllowed,
+        Kind::RequestTimeout,
+        Kind::UriTooLong,
+        Kind::UnsupportedMediaType,
+        Kind::NotFound,
+        Kind::AlreadyExists,
+        Kind::PayloadTooLarge,
+        Kind::Unprocessable,
+        Kind::Internal,
+        Kind::Unavailable,
+        Kind::BadGateway,
+    ];
+
     /// The API's snake_case code.
     pub fn code(self) -> &'static str {
         match self {
@@ -147,77 +165,104 @@ impl ApiError {
 
 impl From<QueryError> for ApiError {
     fn from(e: QueryError) -> Self {
-        match e {
-            QueryError::Index(ie) => match ie {
-                naksha_index::Error::WrongDimension { .. }
-                | naksha_index::Error::NonFinite { .. }
-                | naksha_index::Error::ZeroVector { .. } => Self::new(Kind::Unprocessable, ie.to_string()),
-                naksha_index::Error::InvalidQuery(m) => Self::invalid(m),
-                naksha_index::Error::Storage(se) => se.into(),
-                naksha_index::Error::CorruptSegment { .. } | naksha_index::Error::Text(_) => Self::internal(ie),
-            },
-            QueryError::Storage(se) => se.into(),
-            QueryError::Unavailable(m) => Self::unavailable(m),
-            QueryError::InvalidArgument(m) => Self::invalid(m),
-            QueryError::CollectionNotFound(name) => Self::not_found(format!("collection {name:?} not found")),
-            QueryError::CollectionExists(name) => Self::new(
-                Kind::AlreadyExists,
-                format!("collection {name:?} already exists with a different configuration"),
-            ),
-            QueryError::Locked(path) => Self::unavailable(format!("data directory {} is locked", path.display())),
-            QueryError::Embed(ee) => ee.into(),
-            QueryError::Generator(m) => Self::new(Kind::BadGateway, format!("generator: {m}")),
-            QueryError::Cancelled => Self::new(Kind::Unavailable, "cancelled"),
-        }
+        api_error(e.kind(), e)
     }
 }
 
-impl From<naksha_storage::Error> for ApiError {
-    fn from(e: naksha_storage::Error) -> Self {
-        use naksha_storage::Error as E;
-        if e.is_no_space() && !matches!(e, E::SyncFailed(_)) {
+/// The one match from engine kinds ([`ErrorKind`], which the engine crates
+/// decide) to API kinds. Server-side failures keep their details in the log.
+fn api_error(kind: ErrorKind, e: impl std::fmt::Display) -> ApiError {
+    match kind {
+        ErrorKind::InvalidArgument => ApiError::invalid(strip_prefix(e.to_string())),
+        ErrorKind::Unprocessable => ApiError::new(Kind::Unprocessable, e.to_string()),
+        ErrorKind::NotFound => ApiError::not_found(e.to_string()),
+        ErrorKind::AlreadyExists => ApiError::new(Kind::AlreadyExists, e.to_string()),
+        ErrorKind::NoSpace => {
             tracing::warn!(error = %e, "disk full");
-            return Self::unavailable(
+            ApiError::unavailable(
                 "no space left on the data directory's disk: the request changed nothing; writes resume when space returns",
-            );
+            )
         }
-        match e {
-            E::SyncFailed(_) | E::WalPoisoned(_) => {
-                tracing::error!(error = %e, "collection read-only");
-                Self::unavailable(format!("{e}; the collection is read-only until the server restarts"))
-            }
-            E::Corrupt { .. } | E::UnsupportedVersion { .. } | E::Decode(_) | E::Io(_) | E::Json { .. } => {
-                Self::internal(e)
-            }
+        ErrorKind::ReadOnly => {
+            tracing::error!(error = %e, "collection read-only");
+            ApiError::unavailable(format!("{e}; the collection is read-only until the server restarts"))
         }
+        ErrorKind::Unavailable => ApiError::unavailable(e.to_string()),
+        ErrorKind::Upstream => ApiError::new(Kind::BadGateway, e.to_string()),
+        ErrorKind::Cancelled => ApiError::unavailable(e.to_string()),
+        ErrorKind::Internal => ApiError::internal(e),
+    }
+}
+
+/// Engine messages for bad input start with `invalid argument: `; the API's
+/// code already says so.
+fn strip_prefix(message: String) -> String {
+    match message.strip_prefix("invalid argument: ") {
+        Some(rest) => rest.to_owned(),
+        None => message,
     }
 }
 
 impl From<naksha_query::embed::Error> for ApiError {
     fn from(e: naksha_query::embed::Error) -> Self {
-        use naksha_query::embed::Error as E;
+        QueryError::from(e).into()
+    }
+}
+
+impl From<naksha_rag::Error> for ApiError {
+    /// RAG errors carry the same kinds; engine errors inside keep their own mapping.
+    fn from(e: naksha_rag::Error) -> Self {
         match e {
-            E::UnknownModel(name) => Self::invalid(format!("unknown model {name:?}; GET /v1/models lists them")),
-            E::InvalidArgument(m) => Self::invalid(m),
-            E::MissingFile { .. } | E::BadModel { .. } | E::Device(_) | E::Tokenizer(_) | E::Candle(_) | E::Io(_) => {
-                Self::internal(e)
-            }
+            naksha_rag::Error::Query(q) => q.into(),
+            other => api_error(other.kind(), other),
         }
+    }
+}
+
+/// Every error body: `{"error": {"code", "message"}}`.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// Code and message of an error.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// `invalid_argument` (400), `unauthenticated` (401), `permission_denied` (403), `not_found` (404),
+    /// `method_not_allowed` (405), `request_timeout` (408), `already_exists` (409), `payload_too_large` (413),
+    /// `uri_too_long` (414), `unsupported_media_type` (415), `unprocessable` (422), `internal` (500),
+    /// `bad_gateway` (502) or `unavailable` (503).
+    pub code: String,
+    /// Human-readable message.
+    pub message: String,
+}
+
+impl From<ApiError> for ErrorBody {
+    fn from(e: ApiError) -> Self {
+        ErrorBody { error: ErrorDetail { code: e.kind.code().to_owned(), message: e.message } }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = crate::http::ErrorBody {
-            error: crate::http::ErrorDetail { code: self.kind.code().to_owned(), message: self.message },
-        };
+        let status = self.kind.status();
+        let body = ErrorBody::from(self);
         let text = serde_json::to_string(&body).unwrap_or_default();
-        (self.kind.status(), [("content-type", "application/json")], text).into_response()
+        (status, [("content-type", "application/json")], text).into_response()
     }
 }
 
+/// The gRPC status: the code matching the HTTP status, and in the
+/// `google.rpc.Status` details an `ErrorInfo` whose reason is the API's code
+/// (domain `naksha`), so gRPC clients see the same classification as HTTP ones.
 impl From<ApiError> for tonic::Status {
     fn from(e: ApiError) -> Self {
-        tonic::Status::new(e.kind.grpc(), e.message)
+        use tonic_types::{ErrorDetails, StatusExt};
+        let details = ErrorDetails::with_error_info(e.kind.code(), ERROR_DOMAIN, std::collections::HashMap::new());
+        tonic::Status::with_error_details(e.kind.grpc(), e.message, details)
     }
 }
+
+/// The `domain` of the `google.rpc.ErrorInfo` in gRPC error details.
+pub const ERROR_DOMAIN: &str = "naksha";

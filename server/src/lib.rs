@@ -7,6 +7,7 @@
 //! every acknowledged write is already fsynced in the WAL.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod bounded;
 pub mod cli;
 pub mod error;
@@ -14,7 +15,9 @@ pub mod grpc;
 pub mod http;
 pub mod metrics;
 pub mod ops;
+pub mod schema;
 pub mod settings;
+pub mod state;
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
@@ -23,8 +26,8 @@ use std::time::Duration;
 use anyhow::Context;
 use naksha_query::{Database, EngineOptions};
 
-use crate::http::AppState;
 use crate::settings::Settings;
+use crate::state::AppState;
 
 /// Serve until `shutdown` resolves.
 pub async fn run(settings: Settings, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {

@@ -93,7 +93,7 @@ enum Command {
         #[arg(long)]
         highlight: bool,
         /// Results.
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, default_value_t = naksha_server::ops::DEFAULT_QUERY_LIMIT)]
         limit: usize,
         /// Filter as JSON.
         #[arg(long)]
@@ -110,10 +110,10 @@ enum Command {
         #[arg(long)]
         question: String,
         /// Most context passages.
-        #[arg(long, default_value_t = 8)]
+        #[arg(long, default_value_t = naksha_server::ops::DEFAULT_RAG_LIMIT)]
         limit: usize,
         /// Token budget for the passages.
-        #[arg(long, default_value_t = 1500)]
+        #[arg(long, default_value_t = naksha_server::ops::DEFAULT_RAG_CONTEXT_TOKENS)]
         max_context_tokens: usize,
         /// Filter as JSON.
         #[arg(long)]

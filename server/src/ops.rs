@@ -1,16 +1,22 @@
-//! Request handling shared by the HTTP and gRPC front ends, so both refuse and
-//! accept exactly the same things.
+//! The request model shared by the HTTP and gRPC front ends: each front end
+//! converts its wire form into these types in one place (`http::*` by serde,
+//! `grpc::convert` from the protobuf messages), and the defaults (limits,
+//! context budgets, generator) are defined here once, so both refuse and accept
+//! exactly the same things.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use naksha_query::embed::{ChunkConfig, Models};
 use naksha_query::{
-    Analyzer, Collection, CollectionConfig, Database, EmbedConfig, FieldType, Filter, Fusion, GeneratorConfig,
-    HnswConfig, Metric, Mode, Quantization, RagRequest, SearchRequest, Syntax, VectorsConfig,
+    Analyzer, Collection, CollectionConfig, Database, EmbedConfig, FieldType, Filter, Fusion, HnswConfig, Metric, Mode,
+    PointId, Quantization, SearchRequest, Syntax, VectorsConfig,
 };
+use naksha_rag::{GeneratorConfig, RagRequest};
 use serde::Deserialize;
 use serde_json::Value;
+
+use crate::schema;
 
 use crate::error::ApiError;
 
@@ -19,40 +25,45 @@ use crate::error::ApiError;
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VectorsBody {
-    dim: Option<usize>,
-    #[schema(value_type = Option<String>)]
-    metric: Option<Metric>,
-    #[schema(value_type = Option<Object>)]
-    hnsw: Option<HnswConfig>,
-    #[schema(value_type = Option<String>)]
-    quantization: Option<Quantization>,
+    /// Dimension, 1 to 65,536 (default with `embed`: the model's).
+    #[schema(minimum = 1, maximum = 65536)]
+    pub dim: Option<usize>,
+    /// `cosine`, `dot` or `l2` (default with `embed`: cosine).
+    #[schema(value_type = Option<schema::Metric>)]
+    pub metric: Option<Metric>,
+    /// Graph parameters.
+    #[schema(value_type = Option<schema::HnswConfig>)]
+    pub hnsw: Option<HnswConfig>,
+    /// `none` (default) or `int8`.
+    #[schema(value_type = Option<schema::Quantization>)]
+    pub quantization: Option<Quantization>,
 }
 
 /// The API's collection body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
-    /// `{"dim", "metric": "cosine"|"dot"|"l2", "hnsw": {"m", "ef_construction", "ef"}, "quantization": "none"|"int8"}`.
-    vectors: Option<VectorsBody>,
+    /// The vector space (may be omitted with `embed`).
+    pub vectors: Option<VectorsBody>,
     /// Text fields indexed for BM25 (query modes `text` and `hybrid`).
     #[serde(default)]
-    text_fields: Vec<String>,
-    /// `{"kind": "language"|"simple"|"whitespace", "language": "english", "stop_words": true, "stemming": true}`.
-    #[schema(value_type = Option<Object>)]
-    text_analyzer: Option<Analyzer>,
+    pub text_fields: Vec<String>,
+    /// How text fields are cut into terms (default: English, stop words, stemming).
+    #[schema(value_type = Option<schema::Analyzer>)]
+    pub text_analyzer: Option<Analyzer>,
     /// Score multiplier per text field, e.g. `{"title": 2.0}`.
     #[serde(default)]
-    text_boosts: BTreeMap<String, f32>,
-    /// `{"model": "all-minilm-l6-v2", "fields": ["title", "body"]}`: fill vectors from these text fields.
-    #[schema(value_type = Option<Object>)]
-    embed: Option<EmbedConfig>,
-    /// `{"max_tokens": 256, "overlap_tokens": 32}` for the documents endpoint.
-    #[schema(value_type = Option<Object>)]
-    chunking: Option<ChunkConfig>,
-    /// Payload keys to index: `keyword`, `integer`, `float` or `bool`.
+    pub text_boosts: BTreeMap<String, f32>,
+    /// Fill vectors from these text fields with this model.
+    #[schema(value_type = Option<schema::EmbedConfig>)]
+    pub embed: Option<EmbedConfig>,
+    /// How the documents endpoint cuts texts into chunks.
+    #[schema(value_type = Option<schema::ChunkConfig>)]
+    pub chunking: Option<ChunkConfig>,
+    /// Payload keys (dotted paths) to index, with their type.
     #[serde(default)]
-    #[schema(value_type = BTreeMap<String, String>)]
-    payload_index: BTreeMap<String, FieldType>,
+    #[schema(value_type = BTreeMap<String, schema::FieldType>)]
+    pub payload_index: BTreeMap<String, FieldType>,
 }
 
 /// Decode a JSON request body; the parser's message names the problem.
@@ -60,10 +71,9 @@ pub fn decode_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Ap
     serde_json::from_slice(bytes).map_err(|e| ApiError::invalid(format!("malformed JSON body: {e}")))
 }
 
-/// Parse a collection body (JSON bytes) into an engine configuration; `models`
-/// supplies the dimension of an `embed` model when `vectors.dim` is omitted.
-pub fn collection_config(json: &[u8], models: &Models) -> Result<CollectionConfig, ApiError> {
-    let body: CreateBody = decode_json(json)?;
+/// A collection body as an engine configuration, the defaults filled in;
+/// `models` supplies the dimension of an `embed` model when `vectors.dim` is omitted.
+pub fn collection_config(body: CreateBody, models: &Models) -> Result<CollectionConfig, ApiError> {
     let v = match (body.vectors, &body.embed) {
         (Some(v), _) => v,
         (None, Some(_)) => VectorsBody::default(),
@@ -112,78 +122,228 @@ pub fn config_json(c: &CollectionConfig) -> Value {
     serde_json::to_value(c).unwrap_or(Value::Null)
 }
 
-/// The signal part of a search (query text and vector, mode, fusion) from an
-/// API request; the caller sets paging and what to return. Whether the
-/// collection can serve the mode is checked by the engine.
-pub fn search_request(
-    text: Option<String>,
-    vector: Option<Vec<f32>>,
-    mode: Option<&str>,
-    fusion: Option<Value>,
-    syntax: Option<&str>,
-) -> Result<SearchRequest, ApiError> {
-    let syntax = match syntax {
-        None | Some("") => Syntax::Query,
-        Some(s) => s.parse::<Syntax>().map_err(|e| ApiError::invalid(e.to_string()))?,
-    };
-    let mode = match mode {
-        None | Some("") => None,
-        Some(m) => Some(m.parse::<Mode>()?),
-    };
-    let fusion = match fusion {
-        None | Some(Value::Null) => Fusion::default(),
-        Some(f) => serde_json::from_value(f).map_err(|e| {
-            ApiError::invalid(format!(
-                "fusion: {e} (expected {{\"method\": \"rrf\", \"k\": 60}} or {{\"method\": \"weighted\", \"vector_weight\": 0.7}})"
-            ))
-        })?,
-    };
-    let text = match (text, &vector) {
-        (Some(t), None) if t.trim().is_empty() => return Err(ApiError::invalid("query text is empty")),
-        (None, None) => return Err(ApiError::invalid("give a query \"vector\" or \"text\"")),
-        (t, _) => t,
-    };
-    let mut req = SearchRequest::new(vector.unwrap_or_default(), 10);
-    req.text = text;
-    req.mode = mode;
-    req.fusion = fusion;
-    req.syntax = syntax;
-    Ok(req)
+/// Results a query returns unless it says otherwise.
+pub const DEFAULT_QUERY_LIMIT: usize = 10;
+
+fn default_limit() -> usize {
+    DEFAULT_QUERY_LIMIT
 }
 
-/// A RAG request from the API's fields; `generator` is JSON in the HTTP shape.
-/// An `openai` generator may only call hosts in `allowed_hosts` (`*`: any), so a
-/// client cannot point the server, and the API key it holds, at a host of its choosing.
-pub fn rag_request(
-    question: String,
-    limit: usize,
-    max_context_tokens: usize,
-    filter: Value,
-    generator: Value,
-    allowed_hosts: &[String],
-) -> Result<RagRequest, ApiError> {
-    let generator = match generator {
-        Value::Null => GeneratorConfig::default(),
-        g => serde_json::from_value(g).map_err(|e| ApiError::invalid(format!("generator: {e}")))?,
-    };
-    if let GeneratorConfig::Openai(o) = &generator {
-        let host = o.host();
-        let name = match host.strip_prefix('[') {
-            Some(v6) => v6.split(']').next().unwrap_or_default(),
-            None => host.rsplit_once(':').map_or(host, |(h, _)| h),
-        };
-        if !allowed_hosts.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(name)) {
-            return Err(ApiError::invalid(format!(
-                "generator: host {name:?} is not in the server's server.generator_hosts ({allowed_hosts:?})"
-            )));
+fn yes() -> bool {
+    true
+}
+
+/// A query.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"text": "how do I read a file", "limit": 5, "filter": {"must": [{"key": "lang", "match": "en"}]}}))]
+pub struct QueryBody {
+    /// Query text: BM25 terms over `text_fields` (text, hybrid), and embedded with the
+    /// collection's model for the vector side when no `vector` is given. BM25 syntax:
+    /// words, `"phrases"`, `+required`, `-excluded`, `field:word`, `AND`/`OR`.
+    pub text: Option<String>,
+    /// Query vector.
+    pub vector: Option<Vec<f32>>,
+    /// `vector`, `text` (BM25) or `hybrid` (both, fused). Default: hybrid when both
+    /// signals are available, else the one that is.
+    #[schema(value_type = Option<schema::Mode>)]
+    pub mode: Option<Mode>,
+    /// How `text` is read for BM25: `query` (default; the syntax above, errors are 400s) or
+    /// `plain` (words only: any text is accepted, operators are ordinary characters).
+    #[schema(value_type = Option<schema::Syntax>)]
+    pub syntax: Option<Syntax>,
+    /// Payload filter, applied to every side before ranking.
+    #[schema(value_type = Option<schema::Filter>)]
+    pub filter: Option<Filter>,
+    /// Results (default 10; limit + offset at most 10,000).
+    #[serde(default = "default_limit")]
+    #[schema(default = 10, minimum = 1, maximum = 10000)]
+    pub limit: usize,
+    /// Results to skip.
+    #[serde(default)]
+    #[schema(maximum = 10000)]
+    pub offset: usize,
+    /// Beam width (default: the collection's).
+    #[schema(minimum = 1)]
+    pub ef: Option<usize>,
+    /// Search without the index (ground truth).
+    #[serde(default)]
+    pub exact: bool,
+    /// Hybrid fusion (default RRF, k 60).
+    #[schema(value_type = Option<schema::Fusion>)]
+    pub fusion: Option<Fusion>,
+    /// Return `highlights`: per text field, a fragment with matched terms in `<b>…</b>`.
+    #[serde(default)]
+    pub highlight: bool,
+    /// Return payloads (default true).
+    #[serde(default = "yes")]
+    #[schema(default = true)]
+    pub with_payload: bool,
+    /// Return text fields.
+    #[serde(default)]
+    pub with_text: bool,
+    /// Return stored vectors.
+    #[serde(default)]
+    pub with_vector: bool,
+}
+
+impl QueryBody {
+    /// A query with every default: `limit` 10, payloads returned, nothing else.
+    pub fn new(text: Option<String>, vector: Option<Vec<f32>>) -> Self {
+        Self {
+            text,
+            vector,
+            mode: None,
+            syntax: None,
+            filter: None,
+            limit: default_limit(),
+            offset: 0,
+            ef: None,
+            exact: false,
+            fusion: None,
+            highlight: false,
+            with_payload: true,
+            with_text: false,
+            with_vector: false,
         }
     }
-    let filter = match filter {
-        Value::Null => None,
-        f => Some(Filter::from_json(f)?),
-    };
-    // Checked by the engine (`Collection::rag`, or `check_rag` before a stream).
-    Ok(RagRequest { question, limit, max_context_tokens, filter, generator })
+
+    /// The engine's request; checks that need the collection are the engine's.
+    pub fn into_request(self) -> Result<SearchRequest, ApiError> {
+        let q = self;
+        let text = match (q.text, &q.vector) {
+            (Some(t), None) if t.trim().is_empty() => return Err(ApiError::invalid("query text is empty")),
+            (None, None) => return Err(ApiError::invalid("give a query \"vector\" or \"text\"")),
+            (t, _) => t,
+        };
+        if let Some(f) = &q.fusion {
+            f.validate()?;
+        }
+        if let Some(f) = &q.filter {
+            f.validate()?;
+        }
+        let mut req = SearchRequest::new(q.vector.unwrap_or_default(), q.limit);
+        req.text = text;
+        req.mode = q.mode;
+        req.fusion = q.fusion.unwrap_or_default();
+        req.syntax = q.syntax.unwrap_or_default();
+        req.filter = q.filter;
+        req.offset = q.offset;
+        req.ef = q.ef;
+        req.exact = q.exact;
+        req.with_payload = q.with_payload;
+        req.with_vector = q.with_vector;
+        req.with_text = q.with_text;
+        req.highlight = q.highlight;
+        Ok(req)
+    }
+}
+
+/// Most context passages a RAG request gets unless it says otherwise.
+pub const DEFAULT_RAG_LIMIT: usize = 8;
+/// Token budget for RAG context passages unless a request says otherwise.
+pub const DEFAULT_RAG_CONTEXT_TOKENS: usize = 1500;
+
+fn default_rag_limit() -> usize {
+    DEFAULT_RAG_LIMIT
+}
+fn default_budget() -> usize {
+    DEFAULT_RAG_CONTEXT_TOKENS
+}
+
+/// A question.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"question": "How do I check a file's size?", "limit": 4}))]
+pub struct RagBody {
+    /// The question, in plain words.
+    pub question: String,
+    /// Most context passages (default 8, at most 50).
+    #[serde(default = "default_rag_limit")]
+    #[schema(default = 8, minimum = 1, maximum = 50)]
+    pub limit: usize,
+    /// Token budget for the passages, counted with the collection model's tokenizer (default 1500).
+    #[serde(default = "default_budget")]
+    #[schema(default = 1500, minimum = 16, maximum = 32768)]
+    pub max_context_tokens: usize,
+    /// Payload filter, as for queries.
+    #[schema(value_type = Option<schema::Filter>)]
+    pub filter: Option<Filter>,
+    /// Who writes the answer (default: extractive, 3 sentences).
+    #[schema(value_type = Option<schema::Generator>)]
+    pub generator: Option<GeneratorConfig>,
+    /// Reply with `text/event-stream`: `token` events, then `citations`, then `done`
+    /// (HTTP only: gRPC always streams).
+    #[serde(default)]
+    pub stream: bool,
+}
+
+impl RagBody {
+    /// A question with every default (8 passages, 1,500 tokens, extractive).
+    pub fn new(question: String) -> Self {
+        Self {
+            question,
+            limit: DEFAULT_RAG_LIMIT,
+            max_context_tokens: DEFAULT_RAG_CONTEXT_TOKENS,
+            filter: None,
+            generator: None,
+            stream: false,
+        }
+    }
+
+    /// The engine's request. An `openai` generator may only call hosts in
+    /// `allowed_hosts` (`*`: any), so a client cannot point the server, and the
+    /// API key it holds, at a host of its choosing. The rest is checked by the
+    /// pipeline (`Rag::rag`, or `Rag::check_rag` before a stream).
+    pub fn into_request(self, allowed_hosts: &[String]) -> Result<RagRequest, ApiError> {
+        let generator = self.generator.unwrap_or_default();
+        if let GeneratorConfig::Openai(o) = &generator {
+            let host = o.host();
+            let name = match host.strip_prefix('[') {
+                Some(v6) => v6.split(']').next().unwrap_or_default(),
+                None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+            };
+            if !allowed_hosts.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(name)) {
+                return Err(ApiError::invalid(format!(
+                    "generator: host {name:?} is not in the server's server.generator_hosts ({allowed_hosts:?})"
+                )));
+            }
+        }
+        Ok(RagRequest {
+            question: self.question,
+            limit: self.limit,
+            max_context_tokens: self.max_context_tokens,
+            filter: self.filter,
+            generator,
+        })
+    }
+}
+
+/// Points to delete: exactly one of `ids`, a non-empty `filter`, or `"all": true`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"filter": {"must": [{"key": "lang", "match": "fr"}]}}))]
+pub struct DeleteBody {
+    /// Ids (missing ones are ignored).
+    #[schema(value_type = Option<Vec<schema::PointId>>)]
+    pub ids: Option<Vec<PointId>>,
+    /// A filter in the query's filter language, with at least one condition.
+    #[schema(value_type = Option<schema::Filter>)]
+    pub filter: Option<Filter>,
+    /// `true` deletes every point of the collection (an empty filter is refused).
+    pub all: Option<bool>,
+}
+
+impl DeleteBody {
+    /// Delete the selected points of `c`; returns how many existed.
+    pub fn apply(self, c: &Collection) -> Result<usize, ApiError> {
+        Ok(match (self.ids, self.filter, self.all) {
+            (Some(ids), None, None) => c.delete(ids)?,
+            (None, Some(f), None) => c.delete_where(&f)?,
+            (None, None, Some(true)) => c.delete_all()?,
+            _ => return Err(ApiError::invalid("give exactly one of \"ids\", \"filter\" or \"all\": true")),
+        })
+    }
 }
 
 /// Most texts one `embed` call takes.

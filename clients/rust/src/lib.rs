@@ -29,6 +29,9 @@ pub use naksha_query::{
     Filter, Fusion, HnswConfig, Metric, Mode, Point, PointId, Quantization, Record, Result, ScoredPoint, SearchRequest,
     TextLanguage, VectorsConfig,
 };
+/// Grounded answers with citations: `use naksha::Rag` and ask a collection
+/// with an embedding model (`collection.rag(&RagRequest::new("question?"))`).
+pub use naksha_rag::{Citation, GeneratorConfig, OpenAiConfig, Rag, RagAnswer, RagEvent, RagRequest};
 
 /// The README's code blocks, compiled and run as doctests.
 #[cfg(doctest)]

@@ -39,7 +39,7 @@ use kernels::{Activation, View};
 pub(crate) use qgemm::preferred as int16_preferred;
 pub(crate) use weights::{load, Config, LoadError};
 
-use crate::model::Pooling;
+use crate::pooling::Pooling;
 use crate::{Error, Result};
 
 #[derive(Clone, Copy, Debug)]

@@ -35,6 +35,20 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Oldest graph layout version this build reads.
 pub const OLDEST_READABLE_VERSION: u32 = 1;
 
+/// Sections of a graph file, in order.
+mod sections {
+    /// `u32` × 5: m, node count, entry node, entry level, has-entry flag.
+    pub const META: usize = 0;
+    /// `u8` level of each node.
+    pub const LEVELS: usize = 1;
+    /// `u32` level-0 links, `2m + 1` per node (count, then links).
+    pub const L0: usize = 2;
+    /// `u32` offset of each node's upper-level links.
+    pub const UPPER_OFFSETS: usize = 3;
+    /// `u32` upper-level links.
+    pub const UPPER: usize = 4;
+}
+
 /// An immutable HNSW graph.
 #[derive(Debug, Clone)]
 pub struct Graph {
@@ -175,15 +189,16 @@ impl Graph {
         if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(corrupt(format!("unsupported graph version {version}")));
         }
-        let meta: [u32; 5] = file.slice::<u32>(0)?.try_into().map_err(|_| corrupt("bad meta section".into()))?;
+        let meta: [u32; 5] =
+            file.slice::<u32>(sections::META)?.try_into().map_err(|_| corrupt("bad meta section".into()))?;
         let [m, n, entry_node, entry_level, has_entry] = meta;
         let graph = Graph {
             m: m as usize,
             entry: (has_entry == 1).then_some((entry_node, entry_level as u8)),
-            levels: Stored::mapped(&file, 1)?,
-            l0: Stored::mapped(&file, 2)?,
-            upper_offsets: Stored::mapped(&file, 3)?,
-            upper: Stored::mapped(&file, 4)?,
+            levels: Stored::mapped(&file, sections::LEVELS)?,
+            l0: Stored::mapped(&file, sections::L0)?,
+            upper_offsets: Stored::mapped(&file, sections::UPPER_OFFSETS)?,
+            upper: Stored::mapped(&file, sections::UPPER)?,
         };
         graph.validate(n as usize).map_err(corrupt)?;
         Ok(graph)

@@ -30,6 +30,13 @@ use crate::{Error, Result};
 /// File magic of an SQ8 file.
 pub const MAGIC: [u8; 8] = *b"NKSQ8\0\0\0";
 
+/// Section of an sq8 file: `f32` × 2, the affine map's offset and scale.
+const PARAMS: usize = 0;
+/// Section: `i8` codes, `dim` per vector.
+const CODES: usize = 1;
+/// Section: `f32` per-vector code sums.
+const SUMS: usize = 2;
+
 /// Quantized codes of one segment.
 #[derive(Debug, Clone)]
 pub struct Sq8 {
@@ -87,12 +94,12 @@ impl Sq8 {
     pub fn open(path: &Path, dim: usize, n: usize) -> Result<Self> {
         let file = Arc::new(SectionFile::open(path, MAGIC)?);
         let corrupt = |reason: &str| Error::CorruptSegment { path: path.to_owned(), reason: reason.to_owned() };
-        let params = file.slice::<f32>(0)?;
+        let params = file.slice::<f32>(PARAMS)?;
         let (offset, scale) = match params {
             [o, s] if o.is_finite() && s.is_finite() && *s > 0.0 => (*o, *s),
             _ => return Err(corrupt("bad quantization parameters")),
         };
-        let sq = Self { dim, offset, scale, codes: Stored::mapped(&file, 1)?, sums: Stored::mapped(&file, 2)? };
+        let sq = Self { dim, offset, scale, codes: Stored::mapped(&file, CODES)?, sums: Stored::mapped(&file, SUMS)? };
         if file.user() as usize != dim || sq.codes.as_slice().len() != n * dim || sq.sums.as_slice().len() != n {
             return Err(corrupt("code count does not match the segment"));
         }

@@ -586,7 +586,7 @@ impl Collection {
 }
 
 fn internal(what: &str) -> Error {
-    Error::Storage(naksha_storage::Error::Io(std::io::Error::other(format!("internal inconsistency: {what}"))))
+    Error::Internal(what.to_owned())
 }
 
 /// Remove segment directories and temporary files the manifest does not list

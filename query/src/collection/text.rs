@@ -55,7 +55,8 @@ pub const CHUNK_KEYS: [&str; 4] = ["doc_id", "chunk", "start", "end"];
 
 impl Collection {
     /// The collection's model and embed settings, or why there are none.
-    pub(crate) fn embedder(&self) -> Result<(Arc<Embedder>, &EmbedConfig)> {
+    /// The collection's embedding model and its settings; an error when it has none.
+    pub fn embedder(&self) -> Result<(Arc<Embedder>, &EmbedConfig)> {
         let cfg = self.inner.config.embed.as_ref().ok_or_else(|| {
             Error::InvalidArgument(format!("collection {:?} has no embedding model (embed)", self.inner.name))
         })?;

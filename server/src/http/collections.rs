@@ -10,9 +10,10 @@ use axum::response::Response;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{blocking, body_bytes, json_response, AppState, ErrorBody};
-use crate::error::ApiError;
-use crate::ops::{self, config_json};
+use super::{blocking, json_response, parse_json, AppState};
+use crate::error::{ApiError, ErrorBody};
+use crate::ops::{self, config_json, CreateBody};
+use crate::schema;
 
 /// A collection and its stored configuration.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -20,7 +21,7 @@ pub struct CollectionOut {
     /// Name.
     pub name: String,
     /// Stored configuration.
-    #[schema(value_type = Object)]
+    #[schema(value_type = schema::CollectionConfig)]
     pub config: Value,
 }
 
@@ -46,7 +47,7 @@ pub struct CollectionDetails {
     /// Name.
     pub name: String,
     /// Stored configuration.
-    #[schema(value_type = Object)]
+    #[schema(value_type = schema::CollectionConfig)]
     pub config: Value,
     /// Live points.
     pub points: usize,
@@ -64,7 +65,7 @@ pub struct CollectionDetails {
     pub seq: u64,
     /// `ok`, `degraded` (background flushes or merges failing, retried with
     /// back-off) or `read_only` (a WAL fsync failed: restart to recover).
-    #[schema(value_type = String)]
+    #[schema(value_type = schema::HealthStatus)]
     pub status: naksha_query::HealthStatus,
     /// What is failing, when `status` is not `ok`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -79,18 +80,18 @@ pub struct Deleted {
 }
 
 /// Create a collection (201), or confirm one with the same configuration (200).
-#[utoipa::path(put, path = "/v1/collections/{name}", tag = "collections",
+#[utoipa::path(put, path = "/v1/collections/{name}", tag = "collections", operation_id = "create_collection",
     params(("name" = String, Path, description = "1-64 of [A-Za-z0-9_-]")),
-    request_body = ops::CreateBody,
+    request_body = CreateBody,
     responses((status = 201, body = CollectionOut), (status = 200, body = CollectionOut),
-              (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+              (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let db = state.db()?;
-    let config = ops::collection_config(&body_bytes(body, state.body_limit)?, db.models())?;
+    let config = ops::collection_config(parse_json::<CreateBody>(body, state.body_limit)?, db.models())?;
     blocking(move || {
         let (c, created) = ops::create_collection(&db, &name, config)?;
         let status = if created { StatusCode::CREATED } else { StatusCode::OK };
@@ -100,7 +101,7 @@ pub async fn create(
 }
 
 /// List collections with their point counts.
-#[utoipa::path(get, path = "/v1/collections", tag = "collections", responses((status = 200, body = CollectionList)))]
+#[utoipa::path(get, path = "/v1/collections", tag = "collections", operation_id = "list_collections", responses((status = 200, body = CollectionList)))]
 pub async fn list(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let db = state.db()?;
     blocking(move || {
@@ -111,7 +112,7 @@ pub async fn list(State(state): State<Arc<AppState>>) -> Result<Response, ApiErr
 }
 
 /// A collection's configuration and sizes.
-#[utoipa::path(get, path = "/v1/collections/{name}", tag = "collections", params(("name" = String, Path)),
+#[utoipa::path(get, path = "/v1/collections/{name}", tag = "collections", operation_id = "get_collection", params(("name" = String, Path)),
     responses((status = 200, body = CollectionDetails), (status = 404, body = ErrorBody)))]
 pub async fn info(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Response, ApiError> {
     let db = state.db()?;
@@ -139,7 +140,7 @@ pub async fn info(State(state): State<Arc<AppState>>, Path(name): Path<String>) 
 }
 
 /// Delete a collection and its data.
-#[utoipa::path(delete, path = "/v1/collections/{name}", tag = "collections", params(("name" = String, Path)),
+#[utoipa::path(delete, path = "/v1/collections/{name}", tag = "collections", operation_id = "delete_collection", params(("name" = String, Path)),
     responses((status = 200, body = Deleted), (status = 404, body = ErrorBody)))]
 pub async fn delete(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Response, ApiError> {
     let db = state.db()?;

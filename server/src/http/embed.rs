@@ -11,9 +11,9 @@ use axum::response::Response;
 use naksha_query::Document;
 use serde::{Deserialize, Serialize};
 
-use super::{blocking, json_response, parse_json, AppState, ErrorBody};
-use crate::error::ApiError;
-use crate::ops;
+use super::{blocking, json_response, parse_json, AppState};
+use crate::error::{ApiError, ErrorBody};
+use crate::{ops, schema};
 
 /// One installed model.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -36,7 +36,7 @@ pub struct ModelList {
 }
 
 /// The embedding models the server loaded at start-up.
-#[utoipa::path(get, path = "/v1/models", tag = "embeddings", responses((status = 200, body = ModelList)))]
+#[utoipa::path(get, path = "/v1/models", tag = "embeddings", operation_id = "list_models", responses((status = 200, body = ModelList)))]
 pub async fn models(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let db = state.db()?;
     let models = db
@@ -70,7 +70,7 @@ pub struct EmbedOut {
 }
 
 /// Embed texts with an installed model.
-#[utoipa::path(post, path = "/v1/embed", tag = "embeddings", request_body = EmbedBody,
+#[utoipa::path(post, path = "/v1/embed", tag = "embeddings", operation_id = "embed", request_body = EmbedBody,
     responses((status = 200, body = EmbedOut), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn embed(
     State(state): State<Arc<AppState>>,
@@ -89,8 +89,8 @@ pub async fn embed(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DocumentsBody {
-    /// `{"id", "text", "title"?, "payload"?}` each.
-    #[schema(value_type = Vec<Object>)]
+    /// The documents.
+    #[schema(value_type = Vec<schema::Document>)]
     documents: Vec<Document>,
 }
 
@@ -107,7 +107,7 @@ pub struct DocumentsOut {
 
 /// Chunk documents by tokens (with overlap, at paragraph and sentence breaks),
 /// embed the chunks and store them as points `{id}#{n}`; replaces earlier chunks.
-#[utoipa::path(post, path = "/v1/collections/{name}/documents", tag = "documents", params(("name" = String, Path)),
+#[utoipa::path(post, path = "/v1/collections/{name}/documents", tag = "documents", operation_id = "upsert_documents", params(("name" = String, Path)),
     request_body = DocumentsBody,
     responses((status = 200, body = DocumentsOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn upsert_documents(
@@ -133,7 +133,7 @@ pub struct DocumentIds {
 }
 
 /// Delete documents (all their chunks).
-#[utoipa::path(post, path = "/v1/collections/{name}/documents/delete", tag = "documents",
+#[utoipa::path(post, path = "/v1/collections/{name}/documents/delete", tag = "documents", operation_id = "delete_documents",
     params(("name" = String, Path)), request_body = DocumentIds,
     responses((status = 200, body = super::points::DeletedCount), (status = 400, body = ErrorBody)))]
 pub async fn delete_documents(

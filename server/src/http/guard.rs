@@ -16,7 +16,6 @@
 //!   are rewritten to `{"error": {"code", "message"}}`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -24,43 +23,12 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::AppState;
 use crate::error::{ApiError, Kind};
+use crate::state::AppState;
+pub use crate::state::Policy;
 
 /// Longest request URI (path and query) accepted.
 pub const MAX_URI_LEN: usize = 8 << 10;
-/// Names a loopback server answers to when no `allowed_hosts` are set.
-const LOOPBACK_NAMES: &[&str] = &["localhost", "127.0.0.1", "::1"];
-
-/// The request policy, from the settings and the bound address.
-#[derive(Clone, Debug, Default)]
-pub struct Policy {
-    /// Accepted Host names (lower case, no port); `None`: any.
-    pub allowed_hosts: Option<Vec<String>>,
-    /// Origins allowed to call from a browser.
-    pub cors_origins: Vec<String>,
-    /// Longest wait between two pieces of a request body.
-    pub body_timeout: Option<Duration>,
-}
-
-impl Policy {
-    /// The policy for a server bound to `addr` with these settings.
-    pub fn new(addr: std::net::SocketAddr, s: &crate::settings::ServerSettings) -> Self {
-        let allowed_hosts = if !s.allowed_hosts.is_empty() {
-            Some(s.allowed_hosts.iter().map(|h| h.to_ascii_lowercase()).collect())
-        } else if addr.ip().is_loopback() {
-            Some(LOOPBACK_NAMES.iter().map(|h| (*h).to_owned()).collect())
-        } else {
-            None
-        };
-        Self {
-            allowed_hosts,
-            cors_origins: s.cors_origins.clone(),
-            body_timeout: Some(Duration::from_secs(s.body_read_timeout_secs)),
-        }
-    }
-}
-
 /// The host name of a Host header value: no port, no IPv6 brackets, lower case.
 fn host_name(value: &str) -> String {
     let v = value.trim();

@@ -22,6 +22,8 @@ pub mod serve;
 
 use std::any::Any;
 use std::sync::{Arc, OnceLock};
+
+pub use crate::state::{blocking, AppState};
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
@@ -32,47 +34,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use naksha_query::{Database, HealthStatus};
+use naksha_query::HealthStatus;
 use serde::de::DeserializeOwned;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::error::ApiError;
-use crate::metrics::Metrics;
-
-/// Shared by every handler.
-#[derive(Debug)]
-pub struct AppState {
-    /// Set once recovery has finished.
-    pub db: OnceLock<Arc<Database>>,
-    /// True once the database is open and every front end (gRPC health too) says so.
-    pub ready: std::sync::atomic::AtomicBool,
-    /// Request metrics.
-    pub metrics: Metrics,
-    /// Required bearer token (empty: none).
-    pub api_key: String,
-    /// Body limit in bytes.
-    pub body_limit: usize,
-    /// Hosts an `openai` RAG generator may call.
-    pub generator_hosts: Vec<String>,
-    /// Host, origin, media type and size checks ([`guard`]).
-    pub policy: guard::Policy,
-}
-
-impl AppState {
-    /// The database, or 503 while recovery runs.
-    pub fn db(&self) -> Result<Arc<Database>, ApiError> {
-        self.db.get().cloned().ok_or_else(|| ApiError::unavailable("recovering; retry shortly"))
-    }
-}
-
-/// Run blocking engine work off the async workers.
-pub async fn blocking<T, F>(f: F) -> Result<T, ApiError>
-where
-    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
-    T: Send + 'static,
-{
-    tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)?
-}
+use crate::error::{ApiError, ErrorBody};
 
 /// Parse a JSON body with the parser's message on failure, and 413 past the limit.
 pub fn parse_json<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<T, ApiError> {
@@ -155,26 +121,16 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
     res
 }
 
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 async fn auth(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    if !state.api_key.is_empty() {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), state.api_key.as_bytes())) {
-            return ApiError::unauthenticated().into_response();
-        }
+    let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    if let Err(e) = crate::auth::check(&state.api_key, given) {
+        return e.into_response();
     }
     next.run(req).await
 }
 
 /// 200 while the process runs.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Status)))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "healthz", responses((status = 200, body = Status)))]
 async fn healthz() -> Response {
     json_response(StatusCode::OK, &Status { status: "ok".into(), collections: Vec::new() })
 }
@@ -182,7 +138,7 @@ async fn healthz() -> Response {
 /// 200 once recovery has finished, 503 before. `status` is `degraded` (still
 /// 200: reads are served) while a collection's background work fails or its
 /// WAL is read-only; `collections` then names them and says why.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, body = Status), (status = 503, body = ErrorBody)))]
+#[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "readyz", responses((status = 200, body = Status), (status = 503, body = ErrorBody)))]
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let Some(db) = state.db.get().filter(|_| state.ready.load(std::sync::atomic::Ordering::Acquire)).cloned() else {
         return ApiError::unavailable("recovering").into_response();
@@ -203,14 +159,14 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 }
 
 /// This document.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3.1 JSON")))]
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", operation_id = "openapi", responses((status = 200, description = "OpenAPI 3.1 JSON")))]
 async fn openapi() -> Response {
-    use utoipa::OpenApi;
-    json_response(StatusCode::OK, &ApiDoc::openapi())
+    static DOC: OnceLock<serde_json::Value> = OnceLock::new();
+    json_response(StatusCode::OK, DOC.get_or_init(document))
 }
 
 /// Prometheus metrics (text exposition format).
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text", content_type = "text/plain")))]
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics", responses((status = 200, description = "Prometheus text", content_type = "text/plain")))]
 async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let s = state.clone();
     let text = blocking(move || Ok(s.metrics.render(s.db.get().map(|d| d.as_ref())))).await?;
@@ -229,25 +185,6 @@ pub fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Respon
     }
 }
 
-/// Every error body: `{"error": {"code", "message"}}`.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// The error.
-    pub error: ErrorDetail,
-}
-
-/// Code and message of an error.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct ErrorDetail {
-    /// `invalid_argument` (400), `unauthenticated` (401), `permission_denied` (403), `not_found` (404),
-    /// `method_not_allowed` (405), `request_timeout` (408), `already_exists` (409), `payload_too_large` (413),
-    /// `uri_too_long` (414), `unsupported_media_type` (415), `unprocessable` (422), `internal` (500),
-    /// `bad_gateway` (502) or `unavailable` (503).
-    pub code: String,
-    /// Human-readable message.
-    pub message: String,
-}
-
 /// Health and readiness replies.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct Status {
@@ -264,13 +201,20 @@ pub struct CollectionHealth {
     /// Collection name.
     pub name: String,
     /// `degraded` or `read_only`.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::HealthStatus)]
     pub status: HealthStatus,
     /// What is failing.
     pub error: Option<String>,
 }
 
-/// The OpenAPI document, generated from the handlers and the types above.
+/// The OpenAPI document: generated from the handlers and types, with the
+/// engine schemas of [`crate::schema`] filled in.
+pub fn document() -> serde_json::Value {
+    use utoipa::OpenApi;
+    crate::schema::document(ApiDoc::openapi(), &crate::error::Kind::ALL.map(crate::error::Kind::code))
+}
+
+/// The OpenAPI paths and types, generated from the handlers and the types above.
 #[derive(Debug, utoipa::OpenApi)]
 #[openapi(
     info(
@@ -311,7 +255,7 @@ mod tests {
         Arc::new(AppState {
             db: OnceLock::new(),
             ready: Default::default(),
-            metrics: Metrics::default(),
+            metrics: crate::metrics::Metrics::default(),
             api_key: String::new(),
             body_limit: 1024,
             generator_hosts: Vec::new(),

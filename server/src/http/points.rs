@@ -7,31 +7,33 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
-use naksha_query::{Filter, Point, PointId};
+use naksha_query::{Point, PointId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{blocking, body_bytes, json_response, parse_json, AppState, ErrorBody};
+use super::{blocking, body_bytes, json_response, parse_json, AppState};
 use crate::bounded::Bounded;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
+use crate::ops::DeleteBody;
+use crate::schema;
 
 /// A point to upsert.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PointIn {
     /// Unsigned integer or string.
-    #[schema(value_type = Object)]
+    #[schema(value_type = schema::PointId)]
     id: PointId,
     /// Dense vector of the collection's dimension; may be omitted when the
     /// collection has `embed` (the model fills it from `text`).
     vector: Option<Vec<f32>>,
     /// Text fields: `{"field": "text", ...}`.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<schema::TextFields>)]
     text: Bounded,
-    /// JSON object.
+    /// Payload (a JSON object).
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<schema::Payload>)]
     payload: Bounded,
 }
 
@@ -56,16 +58,16 @@ pub struct UpsertOut {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PointOut {
     /// Id.
-    #[schema(value_type = Object)]
+    #[schema(value_type = schema::PointId)]
     pub id: PointId,
     /// Stored vector (normalised for cosine).
     pub vector: Vec<f32>,
-    /// Payload.
-    #[schema(value_type = Object)]
+    /// Payload (`null` when the point has none).
+    #[schema(value_type = Option<schema::Payload>)]
     pub payload: Value,
     /// Text fields, when the point has any.
     #[serde(skip_serializing_if = "Value::is_null")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<schema::TextFields>)]
     pub text: Value,
 }
 
@@ -104,7 +106,7 @@ fn parse_points_in(content_type: Option<&str>, bytes: &[u8]) -> Result<Vec<Point
 }
 
 /// Insert or replace points (JSON or NDJSON); the reply comes once the batch is durable.
-#[utoipa::path(post, path = "/v1/collections/{name}/points", tag = "points", params(("name" = String, Path)),
+#[utoipa::path(post, path = "/v1/collections/{name}/points", tag = "points", operation_id = "upsert_points", params(("name" = String, Path)),
     request_body(content = UpsertBody, description = "application/json; or application/x-ndjson with one point object per line"),
     responses((status = 200, body = UpsertOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -132,18 +134,31 @@ pub(super) fn parse_id(s: &str) -> PointId {
     s.parse::<u64>().map_or_else(|_| PointId::Str(s.to_owned()), PointId::Num)
 }
 
+/// How the id in a point's URL is read.
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // documentation only: the handler reads the string and names a bad value
+pub enum IdType {
+    /// A string id, even when it is all digits.
+    String,
+    /// An unsigned 64-bit id.
+    Number,
+}
+
 /// How to read the id in a point's URL.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct IdQuery {
     /// `string` or `number`; by default an all-digit id is a number, anything else a string.
+    #[param(value_type = Option<IdType>, inline)]
     id_type: Option<String>,
 }
 
 /// Fetch a point. An all-digit id is numeric, anything else a string id;
 /// `?id_type=string` fetches a string id made of digits (`"777"`).
-#[utoipa::path(get, path = "/v1/collections/{name}/points/{id}", tag = "points",
-    params(("name" = String, Path), ("id" = String, Path), IdQuery),
+#[utoipa::path(get, path = "/v1/collections/{name}/points/{id}", tag = "points", operation_id = "get_point",
+    params(("name" = String, Path), ("id" = String, Path, example = "1"), IdQuery),
     responses((status = 200, body = PointOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
@@ -172,23 +187,11 @@ pub async fn get(
     .await
 }
 
-/// Points to delete: exactly one of `ids`, a non-empty `filter`, or `"all": true`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DeleteBody {
-    /// Ids (missing ones are ignored).
-    #[schema(value_type = Option<Vec<Object>>)]
-    ids: Option<Vec<PointId>>,
-    /// A filter in the query's filter language, with at least one condition.
-    #[schema(value_type = Option<Object>)]
-    filter: Option<Value>,
-    /// `true` deletes every point of the collection (an empty filter is refused).
-    all: Option<bool>,
-}
-
 /// Delete points by id or by filter.
-#[utoipa::path(post, path = "/v1/collections/{name}/points/delete", tag = "points", params(("name" = String, Path)),
-    request_body = DeleteBody, responses((status = 200, body = DeletedCount), (status = 400, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/collections/{name}/points/delete", tag = "points", operation_id = "delete_points",
+    params(("name" = String, Path)), request_body = DeleteBody,
+    responses((status = 200, body = DeletedCount), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
@@ -197,13 +200,7 @@ pub async fn delete(
     let body: DeleteBody = parse_json(body, state.body_limit)?;
     let db = state.db()?;
     blocking(move || {
-        let c = db.collection(&name)?;
-        let deleted = match (body.ids, body.filter, body.all) {
-            (Some(ids), None, None) => c.delete(ids)?,
-            (None, Some(f), None) => c.delete_where(&Filter::from_json(f)?)?,
-            (None, None, Some(true)) => c.delete_all()?,
-            _ => return Err(ApiError::invalid("give exactly one of \"ids\", \"filter\" or \"all\": true")),
-        };
+        let deleted = body.apply(&*db.collection(&name)?)?;
         Ok(json_response(StatusCode::OK, &DeletedCount { deleted }))
     })
     .await

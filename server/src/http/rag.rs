@@ -12,74 +12,38 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use naksha_query::{Error as QueryError, RagAnswer, RagEvent};
-use serde::Deserialize;
+use naksha_rag::{Error as RagError, Rag, RagAnswer, RagEvent};
 use serde_json::{json, Value};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 
-use super::{blocking, json_response, parse_json, AppState, ErrorBody, ErrorDetail};
-use crate::error::ApiError;
-use crate::ops;
+use super::{blocking, json_response, parse_json, AppState};
+use crate::error::{ApiError, ErrorBody};
+use crate::ops::RagBody;
+use crate::schema;
 
-fn default_limit() -> usize {
-    8
-}
-fn default_budget() -> usize {
-    1500
-}
-
-/// A question.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RagBody {
-    /// The question, in plain words.
-    question: String,
-    /// Most context passages (default 8, at most 50).
-    #[serde(default = "default_limit")]
-    limit: usize,
-    /// Token budget for the passages, counted with the collection model's tokenizer (default 1500).
-    #[serde(default = "default_budget")]
-    max_context_tokens: usize,
-    /// Payload filter, as for queries.
-    #[schema(value_type = Option<Object>)]
-    filter: Option<Value>,
-    /// `{"kind": "extractive", "max_sentences": 3}` (default) or `{"kind": "openai", "base_url",
-    /// "model", "api_key_env", "timeout_ms", "max_retries", "temperature", "max_tokens"}`.
-    #[schema(value_type = Option<Object>)]
-    generator: Option<Value>,
-    /// Reply with `text/event-stream`: `token` events, then `citations`, then `done`.
-    #[serde(default)]
-    stream: bool,
-}
-
-/// The answer: `{"answer", "citations": [{"id", "doc_id", "field", "start", "end", "text", "score"}],
-/// "contexts", "context_tokens", "took_ms"}`.
+/// The answer.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-#[schema(value_type = Object)]
+#[schema(value_type = schema::RagAnswer)]
 pub struct RagOut(RagAnswer);
 
 /// Retrieve, pack, generate and cite.
-#[utoipa::path(post, path = "/v1/collections/{name}/rag", tag = "query", params(("name" = String, Path)),
+#[utoipa::path(post, path = "/v1/collections/{name}/rag", tag = "query", operation_id = "rag", params(("name" = String, Path)),
     request_body = RagBody,
-    responses((status = 200, body = RagOut, description = "JSON, or text/event-stream with \"stream\": true"),
-              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)))]
+    responses((status = 200, description = "The answer as JSON; with \"stream\": true, server-sent events (see RagAnswer)",
+               content((RagOut = "application/json"), (schema::RagStreamEvent = "text/event-stream"))),
+              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn rag(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let b: RagBody = parse_json(body, state.body_limit)?;
-    let req = ops::rag_request(
-        b.question,
-        b.limit,
-        b.max_context_tokens,
-        b.filter.unwrap_or(Value::Null),
-        b.generator.unwrap_or(Value::Null),
-        &state.generator_hosts,
-    )?;
+    let stream = b.stream;
+    let req = b.into_request(&state.generator_hosts)?;
     let collection = state.db()?.collection(&name)?;
-    if !b.stream {
+    if !stream {
         return blocking(move || Ok(json_response(StatusCode::OK, &RagOut(collection.rag(&req)?)))).await;
     }
     // Refused with a status, as the whole answer would be, not as an event.
@@ -95,10 +59,9 @@ pub async fn rag(
                     json!({"contexts": a.contexts, "context_tokens": a.context_tokens, "took_ms": a.took_ms}),
                 ));
             }
-            Err(QueryError::Cancelled) => tracing::debug!("rag stream: client went away"),
+            Err(RagError::Cancelled) => tracing::debug!("rag stream: client went away"),
             Err(e) => {
-                let e = ApiError::from(e);
-                let body = ErrorBody { error: ErrorDetail { code: e.kind.code().to_owned(), message: e.message } };
+                let body = ErrorBody::from(ApiError::from(e));
                 send(data("error", serde_json::to_value(body).unwrap_or_default()));
             }
         }

@@ -175,13 +175,14 @@ async fn grpc_embeds_and_queries_by_text() {
     let err = c.embed(pb::EmbedRequest { model: "nope".into(), input: vec!["x".into()] }).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
 
-    let config = r#"{"embed": {"model": "all-minilm-l6-v2", "fields": ["t"]}}"#;
-    c.create_collection(pb::CreateCollectionRequest { name: "g".into(), config_json: config.into() }).await.unwrap();
+    let embed = |field: &str| pb::EmbedConfig { model: "all-minilm-l6-v2".into(), fields: vec![field.into()] };
+    // With a model, the dimension and metric come from it.
+    let config = pb::CollectionConfig { embed: Some(embed("t")), ..Default::default() };
+    c.create_collection(pb::CreateCollectionRequest { name: "g".into(), config: Some(config) }).await.unwrap();
     let point = |n: u64, t: &str| pb::Point {
         id: Some(pb::PointId { kind: Some(pb::point_id::Kind::Num(n)) }),
-        vector: vec![],
-        payload_json: String::new(),
-        text_json: json!({"t": t}).to_string(),
+        text: [("t".to_owned(), t.to_owned())].into(),
+        ..Default::default()
     };
     c.upsert(pb::UpsertRequest { collection: "g".into(), points: vec![point(1, "a kitten"), point(2, "a truck")] })
         .await
@@ -189,8 +190,8 @@ async fn grpc_embeds_and_queries_by_text() {
     let r = c
         .query(pb::QueryRequest {
             collection: "g".into(),
-            text: "small cat".into(),
-            limit: 1,
+            text: Some("small cat".into()),
+            limit: Some(1),
             with_text: true,
             ..Default::default()
         })
@@ -198,49 +199,51 @@ async fn grpc_embeds_and_queries_by_text() {
         .unwrap()
         .into_inner();
     assert_eq!(r.results[0].id, point(1, "").id);
-    assert_eq!(r.results[0].text_json, r#"{"t":"a kitten"}"#);
+    assert_eq!(r.results[0].text["t"], "a kitten");
 
     // Documents: chunked, findable, replaced, deleted.
-    let config = r#"{"embed": {"model": "all-minilm-l6-v2", "fields": ["text"]}, "chunking": {"max_tokens": 16, "overlap_tokens": 2}}"#;
-    c.create_collection(pb::CreateCollectionRequest { name: "d".into(), config_json: config.into() }).await.unwrap();
-    let doc = |text: &str, payload: &str| pb::UpsertDocumentsRequest {
-        collection: "d".into(),
-        documents: vec![pb::Document {
-            id: "guide".into(),
-            text: text.into(),
-            title: "Guide".into(),
-            payload_json: payload.into(),
-        }],
+    let config = pb::CollectionConfig {
+        embed: Some(embed("text")),
+        chunking: Some(pb::ChunkConfig { max_tokens: Some(16), overlap_tokens: Some(2) }),
+        ..Default::default()
     };
+    c.create_collection(pb::CreateCollectionRequest { name: "d".into(), config: Some(config) }).await.unwrap();
+    let doc = |text: &str, payload: Option<prost_types::Struct>| pb::UpsertDocumentsRequest {
+        collection: "d".into(),
+        documents: vec![pb::Document { id: "guide".into(), text: text.into(), title: Some("Guide".into()), payload }],
+    };
+    let number = |x: f64| prost_types::Value { kind: Some(prost_types::value::Kind::NumberValue(x)) };
+    let payload = |k: &str, x: f64| prost_types::Struct { fields: [(k.to_owned(), number(x))].into() };
     let long =
         "Bicycles need oiled chains and pumped tyres.\n\nTelescopes gather starlight with mirrors and lenses.\n\n\
                 Tomatoes grow best in warm sun with steady water.";
-    let w = c.upsert_documents(doc(long, r#"{"v": 1}"#)).await.unwrap().into_inner();
+    let w = c.upsert_documents(doc(long, Some(payload("v", 1.0)))).await.unwrap().into_inner();
     assert!(w.documents == 1 && w.chunks >= 3, "{w:?}");
     let got = |n: u64| pb::GetPointRequest {
         collection: "d".into(),
         id: Some(pb::PointId { kind: Some(pb::point_id::Kind::Str(format!("guide#{n}"))) }),
     };
     let p = c.get_point(got(1)).await.unwrap().into_inner();
-    let payload: serde_json::Value = serde_json::from_str(&p.payload_json).unwrap();
+    let f = p.payload.unwrap().fields;
+    use prost_types::value::Kind;
     assert_eq!(
-        (payload["doc_id"].as_str(), payload["chunk"].as_u64(), payload["v"].as_u64()),
-        (Some("guide"), Some(1), Some(1))
+        (f["doc_id"].kind.clone(), f["chunk"].kind.clone(), f["v"].kind.clone()),
+        (Some(Kind::StringValue("guide".into())), Some(Kind::NumberValue(1.0)), Some(Kind::NumberValue(1.0)))
     );
     let q = pb::QueryRequest {
         collection: "d".into(),
-        text: "astronomy".into(),
-        limit: 1,
+        text: Some("astronomy".into()),
+        limit: Some(1),
         with_text: true,
         ..Default::default()
     };
     let r = c.query(q).await.unwrap().into_inner();
-    assert!(r.results[0].text_json.contains("Telescopes"), "{r:?}");
-    // A shorter version replaces every chunk; bad payload JSON changes nothing.
-    let w = c.upsert_documents(doc("Now it is short.", "")).await.unwrap().into_inner();
+    assert!(r.results[0].text["text"].contains("Telescopes"), "{r:?}");
+    // A shorter version replaces every chunk; a payload with a non-finite number changes nothing.
+    let w = c.upsert_documents(doc("Now it is short.", None)).await.unwrap().into_inner();
     assert_eq!(w.chunks, 1);
     assert_eq!(c.get_point(got(1)).await.unwrap_err().code(), tonic::Code::NotFound);
-    let err = c.upsert_documents(doc("Other text.", "{oops")).await.unwrap_err();
+    let err = c.upsert_documents(doc("Other text.", Some(payload("v", f64::NAN)))).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     let info = c.get_collection(pb::GetCollectionRequest { name: "d".into() }).await.unwrap().into_inner();
     assert_eq!(info.points, 1);

@@ -82,8 +82,11 @@ fn text_and_hybrid_modes_over_http() {
     for (body, msg) in [
         (json!({"text": "title:(web", "mode": "text"}), "text query"),
         (json!({"text": "nosuch:web", "mode": "text"}), "nosuch"),
-        (json!({"text": "web", "mode": "fuzzy"}), "unknown mode \"fuzzy\""),
-        (json!({"text": "web", "vector": [1, 0], "fusion": {"method": "max"}}), "fusion"),
+        (json!({"text": "web", "mode": "fuzzy"}), "unknown variant `fuzzy`"),
+        (
+            json!({"text": "web", "vector": [1, 0], "fusion": {"method": "max"}}),
+            "unknown variant `max`, expected `rrf` or `weighted`",
+        ),
         (
             json!({"text": "web", "vector": [1, 0], "fusion": {"method": "weighted", "vector_weight": 2}}),
             "vector_weight",
@@ -143,24 +146,27 @@ fn hybrid_with_the_local_model() {
         let mut c = pb::naksha_client::NakshaClient::connect(s.grpc_url.clone()).await.unwrap();
         let req = pb::QueryRequest {
             collection: "pkgs".into(),
-            text: "LLVM compiler".into(),
-            mode: "text".into(),
+            text: Some("LLVM compiler".into()),
+            mode: pb::SearchMode::Text as i32,
             highlight: true,
-            limit: 1,
+            limit: Some(1),
             ..Default::default()
         };
         let r = c.query(req.clone()).await.unwrap().into_inner();
         assert_eq!(r.results[0].highlights["body"], "C and C++ <b>compiler</b> based on <b>LLVM</b>");
         let hybrid = pb::QueryRequest {
-            mode: String::new(),
+            mode: pb::SearchMode::Unspecified as i32,
             highlight: false,
-            fusion_json: r#"{"method": "rrf", "k": 10}"#.into(),
+            fusion: Some(pb::Fusion { method: Some(pb::fusion::Method::Rrf(pb::Rrf { k: Some(10.0) })) }),
             ..req.clone()
         };
         let r = c.query(hybrid).await.unwrap().into_inner();
         assert_eq!(r.results.len(), 1);
-        let bad = pb::QueryRequest { text: "title:(".into(), ..req };
+        let bad = pb::QueryRequest { text: Some("title:(".into()), ..req.clone() };
         let e = c.query(bad).await.unwrap_err();
         assert!(e.code() == tonic::Code::InvalidArgument && e.message().contains("text query"), "{e}");
+        // The plain syntax reads the same text as words.
+        let plain = pb::QueryRequest { text: Some("title:(".into()), syntax: pb::Syntax::Plain as i32, ..req };
+        assert!(c.query(plain).await.is_ok());
     });
 }

@@ -14,8 +14,45 @@ fn id(n: u64) -> Option<pb::PointId> {
     Some(pb::PointId { kind: Some(Kind::Num(n)) })
 }
 
-fn point(n: u64, v: [f32; 2], payload: &str) -> pb::Point {
-    pb::Point { id: id(n), vector: v.to_vec(), payload_json: payload.into(), text_json: String::new() }
+/// A JSON object as a `google.protobuf.Struct`.
+pub fn pb_struct(v: serde_json::Value) -> prost_types::Struct {
+    fn value(v: serde_json::Value) -> prost_types::Value {
+        use prost_types::value::Kind as K;
+        let kind = match v {
+            serde_json::Value::Null => K::NullValue(0),
+            serde_json::Value::Bool(b) => K::BoolValue(b),
+            serde_json::Value::Number(n) => K::NumberValue(n.as_f64().unwrap()),
+            serde_json::Value::String(s) => K::StringValue(s),
+            serde_json::Value::Array(a) => {
+                K::ListValue(prost_types::ListValue { values: a.into_iter().map(value).collect() })
+            }
+            o @ serde_json::Value::Object(_) => K::StructValue(pb_struct(o)),
+        };
+        prost_types::Value { kind: Some(kind) }
+    }
+    let serde_json::Value::Object(o) = v else { panic!("not an object") };
+    prost_types::Struct { fields: o.into_iter().map(|(k, v)| (k, value(v))).collect() }
+}
+
+fn point(n: u64, v: [f32; 2], payload: Option<serde_json::Value>) -> pb::Point {
+    pb::Point { id: id(n), vector: v.to_vec(), payload: payload.map(pb_struct), text: Default::default() }
+}
+
+/// A condition `key == value` (a string).
+pub fn matches(key: &str, value: &str) -> pb::Condition {
+    let value = prost_types::Value { kind: Some(prost_types::value::Kind::StringValue(value.into())) };
+    pb::Condition {
+        condition: Some(pb::condition::Condition::Field(pb::FieldCondition {
+            key: key.into(),
+            test: Some(pb::field_condition::Test::Match(value)),
+        })),
+    }
+}
+
+/// The API error code in a status's details.
+pub fn error_code(e: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    e.get_details_error_info().map(|i| i.reason).unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -31,50 +68,84 @@ async fn grpc_operations_health_and_reflection() {
     let info = c
         .create_collection(pb::CreateCollectionRequest {
             name: "g".into(),
-            config_json: r#"{"vectors": {"dim": 2, "metric": "l2"}, "payload_index": {"k": "keyword"}}"#.into(),
+            config: Some(pb::CollectionConfig {
+                vectors: Some(pb::VectorsConfig { dim: Some(2), metric: pb::Metric::L2 as i32, ..Default::default() }),
+                payload_index: [("k".to_owned(), pb::FieldType::Keyword as i32)].into(),
+                ..Default::default()
+            }),
         })
         .await
         .unwrap()
         .into_inner();
-    assert!(info.created && info.config_json.contains("\"dim\":2"));
+    assert!(info.created);
+    let config = info.config.unwrap();
+    let vectors = config.vectors.unwrap();
+    assert_eq!((vectors.dim, vectors.metric, vectors.hnsw.unwrap().m), (Some(2), pb::Metric::L2 as i32, Some(16)));
+    assert_eq!(config.payload_index["k"], pb::FieldType::Keyword as i32);
+    assert_eq!(info.status, pb::CollectionStatus::Ok as i32);
     let up = c
         .upsert(pb::UpsertRequest {
             collection: "g".into(),
             points: vec![
-                point(1, [0.0, 0.0], r#"{"k": "a"}"#),
-                point(2, [1.0, 0.0], r#"{"k": "b"}"#),
-                point(3, [2.0, 0.0], ""),
+                point(1, [0.0, 0.0], Some(serde_json::json!({"k": "a", "n": 7, "x": 0.5, "tags": ["t", true, null]}))),
+                point(2, [1.0, 0.0], Some(serde_json::json!({"k": "b"}))),
+                point(3, [2.0, 0.0], None),
             ],
         })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(up.upserted, 3);
-    let q = pb::QueryRequest { collection: "g".into(), vector: vec![0.9, 0.0], limit: 2, ..Default::default() };
+    let q = pb::QueryRequest { collection: "g".into(), vector: vec![0.9, 0.0], limit: Some(2), ..Default::default() };
     let r = c.query(q.clone()).await.unwrap().into_inner();
     assert_eq!(r.results.iter().map(|h| h.id.clone()).collect::<Vec<_>>(), vec![id(2), id(1)]);
-    assert_eq!(r.results[0].payload_json, r#"{"k":"b"}"#);
-    let filtered = pb::QueryRequest { filter_json: r#"{"must": [{"key": "k", "match": "a"}]}"#.into(), ..q.clone() };
+    assert_eq!(r.results[0].payload, Some(pb_struct(serde_json::json!({"k": "b"}))));
+    // Payloads round-trip through Struct: integers stay integers (HTTP shows the same JSON).
+    assert_eq!(
+        r.results[1].payload,
+        Some(pb_struct(serde_json::json!({"k": "a", "n": 7, "x": 0.5, "tags": ["t", true, null]})))
+    );
+    let filtered = pb::QueryRequest {
+        filter: Some(pb::Filter { must: vec![matches("k", "a")], ..Default::default() }),
+        ..q.clone()
+    };
     assert_eq!(c.query(filtered).await.unwrap().into_inner().results.len(), 1);
+    // Nested filters and ranges are messages too.
+    let range = pb::Condition {
+        condition: Some(pb::condition::Condition::Field(pb::FieldCondition {
+            key: "n".into(),
+            test: Some(pb::field_condition::Test::Range(pb::Range { gte: Some(7.0), ..Default::default() })),
+        })),
+    };
+    let nested = pb::Filter {
+        should: vec![pb::Condition {
+            condition: Some(pb::condition::Condition::Nested(pb::Filter { must: vec![range], ..Default::default() })),
+        }],
+        ..Default::default()
+    };
+    let hits = c.query(pb::QueryRequest { filter: Some(nested), ..q.clone() }).await.unwrap().into_inner().results;
+    assert_eq!(hits.iter().map(|h| h.id.clone()).collect::<Vec<_>>(), vec![id(1)]);
     let p = c.get_point(pb::GetPointRequest { collection: "g".into(), id: id(3) }).await.unwrap().into_inner();
-    assert_eq!((p.vector, p.payload_json), (vec![2.0, 0.0], String::new()));
+    assert_eq!((p.vector, p.payload), (vec![2.0, 0.0], None));
     let d = c.delete(pb::DeleteRequest {
         collection: "g".into(),
         ids: vec![pb::PointId { kind: Some(Kind::Num(3)) }],
-        filter_json: String::new(),
+        filter: None,
         all: false,
     });
     assert_eq!(d.await.unwrap().into_inner().deleted, 1);
     // An empty filter deletes nothing: bulk deletes need `all` (#17).
-    for filter_json in ["{}", "[]"] {
-        let d = c.delete(pb::DeleteRequest {
-            collection: "g".into(),
-            ids: vec![],
-            filter_json: filter_json.into(),
-            all: false,
-        });
-        assert_eq!(d.await.unwrap_err().code(), Code::InvalidArgument, "{filter_json}");
-    }
+    let d = c.delete(pb::DeleteRequest {
+        collection: "g".into(),
+        ids: vec![],
+        filter: Some(pb::Filter::default()),
+        all: false,
+    });
+    let e = d.await.unwrap_err();
+    assert_eq!((e.code(), error_code(&e).as_str()), (Code::InvalidArgument, "invalid_argument"));
+    // Unknown enum values are refused, not read as the default.
+    let e = c.query(pb::QueryRequest { mode: 42, ..q.clone() }).await.unwrap_err();
+    assert!(e.code() == Code::InvalidArgument && e.message().contains("mode"), "{e:?}");
     let list = c.list_collections(pb::ListCollectionsRequest {}).await.unwrap().into_inner();
     assert_eq!((list.collections[0].name.as_str(), list.collections[0].points), ("g", 2));
 
@@ -82,38 +153,38 @@ async fn grpc_operations_health_and_reflection() {
     let e = c
         .upsert(pb::UpsertRequest {
             collection: "g".into(),
-            points: vec![
-                point(9, [1.0, 2.0], ""),
-                pb::Point { id: id(10), vector: vec![1.0], payload_json: String::new(), text_json: String::new() },
-            ],
+            points: vec![point(9, [1.0, 2.0], None), pb::Point { id: id(10), vector: vec![1.0], ..Default::default() }],
         })
         .await
         .unwrap_err();
-    assert_eq!(e.code(), Code::InvalidArgument);
+    assert_eq!((e.code(), error_code(&e).as_str()), (Code::InvalidArgument, "unprocessable"));
     assert!(e.message().contains("point 10: vector has 1 dimensions"), "{}", e.message());
     let e = c.get_point(pb::GetPointRequest { collection: "g".into(), id: id(9) }).await.unwrap_err();
     assert_eq!(e.code(), Code::NotFound, "the rejected batch changed nothing");
-    let e = c.query(pb::QueryRequest { mode: "text".into(), text: "hi".into(), ..q.clone() }).await.unwrap_err();
+    let e = c
+        .query(pb::QueryRequest { mode: pb::SearchMode::Text as i32, text: Some("hi".into()), ..q.clone() })
+        .await
+        .unwrap_err();
     assert!(e.code() == Code::InvalidArgument && e.message().contains("has no text_fields"));
     let e = c.query(pb::QueryRequest { collection: "nope".into(), ..q.clone() }).await.unwrap_err();
-    assert_eq!(e.code(), Code::NotFound);
+    assert_eq!((e.code(), error_code(&e).as_str()), (Code::NotFound, "not_found"));
     let e = c
         .create_collection(pb::CreateCollectionRequest {
             name: "g".into(),
-            config_json: r#"{"vectors": {"dim": 3, "metric": "l2"}}"#.into(),
+            config: Some(pb::CollectionConfig {
+                vectors: Some(pb::VectorsConfig { dim: Some(3), metric: pb::Metric::L2 as i32, ..Default::default() }),
+                ..Default::default()
+            }),
         })
         .await
         .unwrap_err();
-    assert_eq!(e.code(), Code::AlreadyExists);
+    assert_eq!((e.code(), error_code(&e).as_str()), (Code::AlreadyExists, "already_exists"));
+    let e = c.create_collection(pb::CreateCollectionRequest { name: "h".into(), config: None }).await.unwrap_err();
+    assert!(e.code() == Code::InvalidArgument && e.message().contains("config is required"), "{e:?}");
     let e = c
         .upsert(pb::UpsertRequest {
             collection: "g".into(),
-            points: vec![pb::Point {
-                id: None,
-                vector: vec![1.0, 1.0],
-                payload_json: String::new(),
-                text_json: String::new(),
-            }],
+            points: vec![pb::Point { id: None, vector: vec![1.0, 1.0], ..Default::default() }],
         })
         .await
         .unwrap_err();

@@ -3,8 +3,9 @@
 mod api;
 // The chat-completions server of the engine's tests, for the generator's end-to-end paths.
 #[allow(dead_code)]
-#[path = "../../../query/tests/integration/chat_server.rs"]
+#[path = "../../../rag/tests/support/chat_server.rs"]
 mod chat_server;
+mod contract;
 mod embed;
 mod fulltext;
 mod grpc;

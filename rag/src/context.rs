@@ -1,16 +1,11 @@
 //! From question to context passages: retrieve, drop near-duplicates, order by
 //! maximal marginal relevance (MMR), pack into the token budget.
 
-use naksha_embed::chunk::ChunkConfig;
-use naksha_embed::Embedder;
-use naksha_index::distance::dot;
-use naksha_index::text::Syntax;
-use naksha_storage::point::PointId;
+use naksha_query::embed::{ChunkConfig, Embedder};
+use naksha_query::{Collection, PointId, ScoredPoint, SearchRequest, Syntax};
 use serde_json::Value;
 
-use super::RagRequest;
-use crate::collection::{Collection, ScoredPoint, SearchRequest};
-use crate::Result;
+use crate::{RagRequest, Result};
 
 /// Cosine at or above which two passages count as the same text.
 const NEAR_DUPLICATE: f32 = 0.97;
@@ -42,18 +37,22 @@ pub struct Passage {
     vector: Vec<f32>,
 }
 
-impl Collection {
-    /// Candidates for `req`: hybrid (or vector-only) search with the question
-    /// read as plain words, several times more than will be used.
-    pub(super) fn rag_candidates(&self, req: &RagRequest, question: &[f32]) -> Result<Vec<Passage>> {
-        let k = (req.limit * 4).clamp(20, 200);
-        let mut search = SearchRequest::text(req.question.clone(), k).syntax(Syntax::Plain);
-        search.vector = question.to_vec();
-        search.filter = req.filter.clone();
-        search.with_text = true;
-        search.with_vector = true;
-        Ok(self.search(&search)?.into_iter().filter_map(passage).collect())
-    }
+/// Candidates for `req`: hybrid (or vector-only) search with the question
+/// read as plain words, several times more than will be used.
+pub(crate) fn candidates(c: &Collection, req: &RagRequest, question: &[f32]) -> Result<Vec<Passage>> {
+    let k = (req.limit * 4).clamp(20, 200);
+    let mut search = SearchRequest::text(req.question.clone(), k).syntax(Syntax::Plain);
+    search.vector = question.to_vec();
+    search.filter = req.filter.clone();
+    search.with_text = true;
+    search.with_vector = true;
+    Ok(c.search(&search)?.into_iter().filter_map(passage).collect())
+}
+
+/// Inner product (cosine similarity for the unit-length vectors compared
+/// here); a few hundred per answer, so the scalar loop is plenty.
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// The passage a hit offers: a document chunk's `text`, else the point's

@@ -4,15 +4,18 @@
 
 use std::collections::HashMap;
 
+#[allow(dead_code)]
+#[path = "support/chat_server.rs"]
+mod chat_server;
+
 use naksha_embed::testing::{model, models, MODEL};
-use naksha_query::rag::{Passage, MIN_CONTEXT_TOKENS};
-use naksha_query::{
-    Citation, Collection, CollectionConfig, Database, Document, EngineOptions, Error, Filter, GeneratorConfig, Metric,
-    OpenAiConfig, Point, PointId, RagEvent, RagRequest,
+use naksha_query::{Collection, CollectionConfig, Database, Document, EngineOptions, Filter, Metric, Point, PointId};
+use naksha_rag::{
+    Citation, Error, GeneratorConfig, OpenAiConfig, Passage, Rag, RagEvent, RagRequest, MIN_CONTEXT_TOKENS,
 };
 use serde_json::json;
 
-use crate::chat_server::{ChatServer, Reply};
+use chat_server::{ChatServer, Reply};
 
 fn options() -> EngineOptions {
     EngineOptions { background: false, models: models(), ..EngineOptions::default() }

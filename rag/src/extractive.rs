@@ -5,11 +5,10 @@
 
 use std::collections::HashSet;
 
-use naksha_embed::Embedder;
-use naksha_index::distance::dot;
+use naksha_query::embed::Embedder;
 
-use super::{char_offset, Citation, Passage, RagEvent, Sink};
-use crate::{Error, Result};
+use crate::context::dot;
+use crate::{char_offset, Citation, Error, Passage, RagEvent, Result, Sink};
 
 /// Weight of embedding similarity; the rest is word overlap.
 const SIMILARITY_WEIGHT: f32 = 0.6;

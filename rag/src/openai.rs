@@ -15,8 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{Citation, Passage, RagEvent, Sink};
-use crate::{Error, Result};
+use crate::{Citation, Error, Passage, RagEvent, Result, Sink};
 
 /// Settings of the `openai` generator.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -59,6 +58,20 @@ fn bad(m: String) -> Error {
 }
 
 impl OpenAiConfig {
+    /// Settings for `model` at `base_url`, the rest at their defaults (no key,
+    /// 60 s per attempt, 2 retries, temperature 0, the endpoint's token limit).
+    pub fn new(base_url: impl Into<String>, model: impl Into<String>) -> Self {
+        Self {
+            base_url: base_url.into(),
+            model: model.into(),
+            api_key_env: None,
+            timeout_ms: default_timeout_ms(),
+            max_retries: default_retries(),
+            temperature: 0.0,
+            max_tokens: None,
+        }
+    }
+
     pub(super) fn validate(&self) -> Result<()> {
         let host = self.base_url.strip_prefix("http://").unwrap_or_default();
         if host.is_empty() || host.starts_with('/') {

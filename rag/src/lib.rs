@@ -1,4 +1,6 @@
-//! RAG: grounded answers with citations.
+//! `naksha-rag`: grounded answers with citations, over `naksha-query`'s public
+//! API only (search, get, the collection's embedding model). The engine below
+//! knows nothing of generators or HTTP clients; this crate owns both.
 //!
 //! ```text
 //! question ─ embed ─ hybrid search (plain words, filter) ─ candidates
@@ -8,33 +10,36 @@
 //!
 //! | file            | job                                                        |
 //! |-----------------|------------------------------------------------------------|
-//! | `mod.rs`        | request, answer and event types; the pipeline              |
+//! | `lib.rs`        | request, answer and event types; the pipeline ([`Rag`])    |
+//! | `error.rs`      | this crate's error, classified as `naksha_query::ErrorKind` |
 //! | `context.rs`    | retrieval, de-duplication, MMR, packing into the budget    |
 //! | `extractive.rs` | the default generator: best sentences, each one cited      |
 //! | `openai.rs`     | chat-completions client (streaming, retries, timeouts)     |
 //!
 //! A citation's `start`/`end` are character offsets into its document: for a
-//! chunk written by [`Collection::upsert_documents`] the document's text (the
+//! chunk written by `Collection::upsert_documents` the document's text (the
 //! chunk's payload `start` is added), for any other point the text field quoted,
 //! with `doc_id` the point id. `text` is exactly that span.
 //!
 //! Token budgets are counted with the collection model's tokenizer, without
-//! special tokens or truncation ([`naksha_embed::Embedder::count_tokens`]); the
+//! special tokens or truncation (`Embedder::count_tokens`); the
 //! budget covers the context passages, not the question or the prompt around them.
 
 mod context;
+mod error;
 mod extractive;
 mod openai;
 
 use std::time::Instant;
 
-use naksha_storage::point::PointId;
+use std::sync::Arc;
+
+use naksha_query::embed::Embedder;
+use naksha_query::{Collection, Filter, PointId};
 use serde::{Deserialize, Serialize};
 
-use crate::collection::Collection;
-use crate::filter::Filter;
-use crate::{Error, Result};
 pub use context::Passage;
+pub use error::{Error, Result};
 pub use openai::OpenAiConfig;
 
 /// Most contexts a request may ask for.
@@ -68,7 +73,7 @@ impl Default for GeneratorConfig {
     }
 }
 
-/// A question for [`Collection::rag`].
+/// A question for [`Rag::rag`].
 #[derive(Clone, Debug)]
 pub struct RagRequest {
     /// The question, in plain words.
@@ -95,7 +100,7 @@ impl RagRequest {
         }
     }
 
-    /// Refuses settings that cannot work (also done by [`Collection::rag`]).
+    /// Refuses settings that cannot work (also done by [`Rag::rag`]).
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidArgument(m));
         if self.question.trim().is_empty() {
@@ -142,7 +147,7 @@ pub struct Citation {
     pub score: f32,
 }
 
-/// What [`Collection::rag`] returns.
+/// What [`Rag::rag`] returns.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RagAnswer {
     /// The answer; `[n]` marks refer to `citations[n-1]`. Empty when nothing relevant was found.
@@ -157,7 +162,7 @@ pub struct RagAnswer {
     pub took_ms: f64,
 }
 
-/// Streamed progress of [`Collection::rag_stream`].
+/// Streamed progress of [`Rag::rag_stream`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum RagEvent {
     /// Next piece of the answer.
@@ -169,81 +174,92 @@ pub enum RagEvent {
 /// Receives events; returns `false` to stop the work (the client went away).
 pub type Sink<'a> = &'a mut dyn FnMut(RagEvent) -> bool;
 
-impl Collection {
-    /// Answers `req` from this collection's points (blocking: retrieval,
-    /// embedding and the generator's HTTP call all run on the caller's thread).
-    pub fn rag(&self, req: &RagRequest) -> Result<RagAnswer> {
-        self.run_rag(req, false, &mut |_| true)
-    }
+/// RAG over a collection: `use naksha_rag::Rag` and call these on a
+/// [`Collection`]. Blocking: retrieval, embedding and the generator's HTTP call
+/// all run on the caller's thread.
+pub trait Rag {
+    /// Answers `req` from this collection's points.
+    fn rag(&self, req: &RagRequest) -> Result<RagAnswer>;
 
-    /// [`Collection::rag`], sending the answer to `sink` as it is written, then
-    /// the citations. If `sink` returns `false` the work stops with
+    /// [`Rag::rag`], sending the answer to `sink` as it is written, then the
+    /// citations. If `sink` returns `false` the work stops with
     /// [`Error::Cancelled`]; an OpenAI-compatible generator streams from its server.
-    pub fn rag_stream(&self, req: &RagRequest, sink: Sink<'_>) -> Result<RagAnswer> {
-        self.run_rag(req, true, sink)
+    fn rag_stream(&self, req: &RagRequest, sink: Sink<'_>) -> Result<RagAnswer>;
+
+    /// Refuses `req` as [`Rag::rag`] would before doing any work: bad settings,
+    /// or a collection without an embedding model. For front ends that must
+    /// answer with an error before they start streaming.
+    fn check_rag(&self, req: &RagRequest) -> Result<()>;
+
+    /// The context passages [`Rag::rag`] would give its generator, in order,
+    /// within `req.max_context_tokens`: for callers with their own generator.
+    fn rag_context(&self, req: &RagRequest) -> Result<Vec<Passage>>;
+}
+
+impl Rag for Collection {
+    fn rag(&self, req: &RagRequest) -> Result<RagAnswer> {
+        run(self, req, false, &mut |_| true)
     }
 
-    /// Refuses `req` as [`Collection::rag`] would before doing any work: bad
-    /// settings, or a collection without an embedding model. For front ends
-    /// that must answer with an error before they start streaming.
-    pub fn check_rag(&self, req: &RagRequest) -> Result<()> {
-        req.validate()?;
-        self.rag_model().map(|_| ())
+    fn rag_stream(&self, req: &RagRequest, sink: Sink<'_>) -> Result<RagAnswer> {
+        run(self, req, true, sink)
     }
 
-    fn run_rag(&self, req: &RagRequest, stream: bool, sink: Sink<'_>) -> Result<RagAnswer> {
-        let started = Instant::now();
+    fn check_rag(&self, req: &RagRequest) -> Result<()> {
         req.validate()?;
-        let (model, _) = self.rag_model()?;
+        model(self).map(|_| ())
+    }
+
+    fn rag_context(&self, req: &RagRequest) -> Result<Vec<Passage>> {
+        req.validate()?;
+        let model = model(self)?;
         let question = model.embed(&[req.question.as_str()])?.pop().unwrap_or_default();
-        let passages = self.passages_for(req, &model, &question)?;
-        let context_tokens = passages.iter().map(|p| p.tokens).sum();
-        let (answer, citations) = if passages.is_empty() {
-            (String::new(), Vec::new())
-        } else {
-            match &req.generator {
-                GeneratorConfig::Extractive { max_sentences } => {
-                    extractive::answer(&model, &req.question, &question, &passages, *max_sentences, sink)?
-                }
-                GeneratorConfig::Openai(cfg) => openai::answer(cfg, &req.question, &passages, stream, sink)?,
-            }
-        };
-        if !sink(RagEvent::Citations(citations.clone())) {
-            return Err(Error::Cancelled);
-        }
-        Ok(RagAnswer {
-            answer,
-            citations,
-            contexts: passages.len(),
-            context_tokens,
-            took_ms: started.elapsed().as_secs_f64() * 1e3,
-        })
+        passages(self, req, &model, &question)
     }
 }
 
-impl Collection {
-    /// The context passages [`Collection::rag`] would give its generator, in
-    /// order, within `req.max_context_tokens`: for callers with their own generator.
-    pub fn rag_context(&self, req: &RagRequest) -> Result<Vec<Passage>> {
-        req.validate()?;
-        let (model, _) = self.rag_model()?;
-        let question = model.embed(&[req.question.as_str()])?.pop().unwrap_or_default();
-        self.passages_for(req, &model, &question)
+fn run(c: &Collection, req: &RagRequest, stream: bool, sink: Sink<'_>) -> Result<RagAnswer> {
+    let started = Instant::now();
+    req.validate()?;
+    let model = model(c)?;
+    let question = model.embed(&[req.question.as_str()])?.pop().unwrap_or_default();
+    let passages = passages(c, req, &model, &question)?;
+    let context_tokens = passages.iter().map(|p| p.tokens).sum();
+    let (answer, citations) = if passages.is_empty() {
+        (String::new(), Vec::new())
+    } else {
+        match &req.generator {
+            GeneratorConfig::Extractive { max_sentences } => {
+                extractive::answer(&model, &req.question, &question, &passages, *max_sentences, sink)?
+            }
+            GeneratorConfig::Openai(cfg) => openai::answer(cfg, &req.question, &passages, stream, sink)?,
+        }
+    };
+    if !sink(RagEvent::Citations(citations.clone())) {
+        return Err(Error::Cancelled);
     }
+    Ok(RagAnswer {
+        answer,
+        citations,
+        contexts: passages.len(),
+        context_tokens,
+        took_ms: started.elapsed().as_secs_f64() * 1e3,
+    })
+}
 
-    fn rag_model(&self) -> Result<(std::sync::Arc<naksha_embed::Embedder>, &crate::config::EmbedConfig)> {
-        self.embedder().map_err(|_| {
-            Error::InvalidArgument(format!(
-                "collection {:?} has no embedding model (embed): RAG needs one to rank and count tokens",
-                self.name()
-            ))
-        })
-    }
+/// The collection's embedding model (RAG ranks and counts tokens with it).
+fn model(c: &Collection) -> Result<Arc<Embedder>> {
+    c.embedder().map(|(model, _)| model).map_err(|_| {
+        Error::InvalidArgument(format!(
+            "collection {:?} has no embedding model (embed): RAG needs one to rank and count tokens",
+            c.name()
+        ))
+    })
+}
 
-    fn passages_for(&self, req: &RagRequest, model: &naksha_embed::Embedder, question: &[f32]) -> Result<Vec<Passage>> {
-        let candidates = self.rag_candidates(req, question)?;
-        context::pack(model, context::select(candidates, req.limit), req.max_context_tokens)
-    }
+fn passages(c: &Collection, req: &RagRequest, model: &Embedder, question: &[f32]) -> Result<Vec<Passage>> {
+    let candidates = context::candidates(c, req, question)?;
+    context::pack(model, context::select(candidates, req.limit), req.max_context_tokens)
 }
 
 /// Character offset of byte `b` in `s`.
