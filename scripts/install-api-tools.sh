@@ -7,7 +7,7 @@
 #   scripts/install-api-tools.sh [VENV_DIR]   (default: ~/.cache/naksha/venv-api-tools)
 set -euo pipefail
 venv="${1:-${HOME}/.cache/naksha/venv-api-tools}"
-pins="schemathesis==4.32.5 openapi-spec-validator==0.9.0 grpcio==1.85.1 grpcio-reflection==1.85.1"
+pins="schemathesis==4.32.5 openapi-spec-validator==0.9.0 grpcio==1.85.1 grpcio-reflection==1.85.1 protobuf==7.36.2"
 if [ -x "$venv/bin/schemathesis" ] && [ "$(cat "$venv/.version" 2>/dev/null)" = "$pins" ]; then
   exit 0
 fi

@@ -266,3 +266,49 @@ impl From<ApiError> for tonic::Status {
 
 /// The `domain` of the `google.rpc.ErrorInfo` in gRPC error details.
 pub const ERROR_DOMAIN: &str = "naksha";
+
+#[cfg(test)]
+mod tests {
+    use naksha_query::embed::Error as EmbedError;
+    use tonic_types::StatusExt;
+
+    use super::*;
+
+    /// Engine and RAG errors reach HTTP and gRPC through their kinds: the same
+    /// code on both, internal details never shown.
+    #[test]
+    fn engine_errors_map_to_one_code_on_both_front_ends() {
+        let cases: Vec<(ApiError, u16, &str, tonic::Code)> = vec![
+            (QueryError::InvalidArgument("bad".into()).into(), 400, "invalid_argument", tonic::Code::InvalidArgument),
+            (EmbedError::UnknownModel("m".into()).into(), 400, "invalid_argument", tonic::Code::InvalidArgument),
+            (QueryError::CollectionNotFound("c".into()).into(), 404, "not_found", tonic::Code::NotFound),
+            (QueryError::CollectionExists("c".into()).into(), 409, "already_exists", tonic::Code::AlreadyExists),
+            (QueryError::Unavailable("full".into()).into(), 503, "unavailable", tonic::Code::Unavailable),
+            (QueryError::Internal("a bug".into()).into(), 500, "internal", tonic::Code::Internal),
+            (naksha_rag::Error::Generator("down".into()).into(), 502, "bad_gateway", tonic::Code::Unavailable),
+            (
+                naksha_rag::Error::InvalidArgument("q".into()).into(),
+                400,
+                "invalid_argument",
+                tonic::Code::InvalidArgument,
+            ),
+            (
+                naksha_rag::Error::Query(QueryError::CollectionNotFound("c".into())).into(),
+                404,
+                "not_found",
+                tonic::Code::NotFound,
+            ),
+        ];
+        for (e, status, code, grpc) in cases {
+            assert_eq!((e.status().as_u16(), e.kind.code()), (status, code), "{}", e.message);
+            assert!(!e.message.starts_with("invalid argument: "), "the code already says so: {}", e.message);
+            if e.kind == Kind::Internal {
+                assert!(!e.message.contains("a bug"), "internal details stay in the log: {}", e.message);
+            }
+            let s = tonic::Status::from(e);
+            assert_eq!(s.code(), grpc);
+            let info = s.get_details_error_info().expect("ErrorInfo in the status details");
+            assert_eq!((info.reason.as_str(), info.domain.as_str()), (code, ERROR_DOMAIN));
+        }
+    }
+}

@@ -2,12 +2,17 @@
 //!
 //! | file             | routes                                                        |
 //! |------------------|---------------------------------------------------------------|
-//! | `mod.rs`         | router, state, auth/metrics/panic layers, health, metrics     |
+//! | `mod.rs`         | router, auth/metrics/panic layers, health, metrics, OpenAPI   |
 //! | `collections.rs` | `PUT/GET/DELETE /v1/collections[/{name}]`                     |
 //! | `points.rs`      | upsert (JSON, NDJSON), get, delete                            |
 //! | `query.rs`       | `POST /v1/collections/{name}/query`                           |
 //! | `rag.rs`         | `POST /v1/collections/{name}/rag` (JSON or server-sent events) |
 //! | `embed.rs`       | `GET /v1/models`, `POST /v1/embed`, documents (chunked)       |
+//! | `guard.rs`       | Host/Origin/CORS, media type, URI and body-size checks        |
+//! | `serve.rs`       | the accept loop: connection cap, header and idle timeouts     |
+//!
+//! Bodies parse into the request model of [`crate::ops`] (shared with gRPC);
+//! the state is [`crate::state::AppState`], errors are [`crate::error::ApiError`].
 //!
 //! Engine calls block (fsync, search), so they run on tokio's blocking pool,
 //! never on the async workers.
