@@ -42,6 +42,8 @@ pub struct VectorsBody {
 /// The API's collection body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"embed": {"model": "all-minilm-l6-v2", "fields": ["title", "body"]},
+    "text_fields": ["title", "body"], "payload_index": {"lang": "keyword"}}))]
 pub struct CreateBody {
     /// The vector space (may be omitted with `embed`).
     pub vectors: Option<VectorsBody>,

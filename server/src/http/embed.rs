@@ -51,6 +51,7 @@ pub async fn models(State(state): State<Arc<AppState>>) -> Result<Response, ApiE
 /// Texts to embed.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"model": "all-minilm-l6-v2", "input": ["How do I read a file?", "Open it with File::open."]}))]
 pub struct EmbedBody {
     /// Model name.
     model: String,
@@ -88,6 +89,8 @@ pub async fn embed(
 /// Documents to chunk, embed and store.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"documents": [{"id": "fs-guide", "title": "Files",
+    "text": "Open a file with File::open.\n\nRead it whole with read_to_string.", "payload": {"lang": "en"}}]}))]
 pub struct DocumentsBody {
     /// The documents.
     #[schema(value_type = Vec<schema::Document>)]
@@ -127,6 +130,7 @@ pub async fn upsert_documents(
 /// Document ids.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"ids": ["fs-guide"]}))]
 pub struct DocumentIds {
     /// Ids (unknown ones are ignored).
     ids: Vec<String>,

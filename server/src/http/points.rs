@@ -40,6 +40,9 @@ pub struct PointIn {
 /// A batch of points; `application/x-ndjson` bodies carry one [`PointIn`] per line instead.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"points": [
+    {"id": 7, "text": {"title": "curl", "body": "transfer data with URLs"}, "payload": {"lang": "en"}},
+    {"id": "doc-8", "text": {"title": "wget", "body": "download files"}, "payload": {"lang": "en", "year": 2024}}]}))]
 pub struct UpsertBody {
     /// The batch; any bad point rejects it whole.
     points: Vec<PointIn>,
