@@ -43,12 +43,17 @@ impl std::str::FromStr for Mode {
     }
 }
 
+/// RRF's rank offset `k` unless a request says otherwise.
+pub const DEFAULT_RRF_K: f32 = 60.0;
+/// Weight of the vector side in weighted fusion unless a request says otherwise.
+pub const DEFAULT_VECTOR_WEIGHT: f32 = 0.5;
+
 fn rrf_k() -> f32 {
-    60.0
+    DEFAULT_RRF_K
 }
 
 fn half() -> f32 {
-    0.5
+    DEFAULT_VECTOR_WEIGHT
 }
 
 /// How `hybrid` merges its two rankings: `{"method": "rrf", "k": 60}` or

@@ -40,6 +40,9 @@ pub use error::{Error, ErrorKind, Result};
 pub use filter::Filter;
 pub use hybrid::{Fusion, Mode};
 pub use naksha_embed as embed;
+/// The distance kernels' inner product (SIMD where the CPU has it), for
+/// callers comparing the vectors a search returns.
+pub use naksha_index::distance::dot;
 pub use naksha_index::metric::Metric;
 pub use naksha_index::payload::FieldType;
 pub use naksha_index::quant::Quantization;

@@ -2,7 +2,7 @@
 //! maximal marginal relevance (MMR), pack into the token budget.
 
 use naksha_query::embed::{ChunkConfig, Embedder};
-use naksha_query::{Collection, PointId, ScoredPoint, SearchRequest, Syntax};
+use naksha_query::{dot, Collection, PointId, ScoredPoint, SearchRequest, Syntax};
 use serde_json::Value;
 
 use crate::{RagRequest, Result};
@@ -47,12 +47,6 @@ pub(crate) fn candidates(c: &Collection, req: &RagRequest, question: &[f32]) -> 
     search.with_text = true;
     search.with_vector = true;
     Ok(c.search(&search)?.into_iter().filter_map(passage).collect())
-}
-
-/// Inner product (cosine similarity for the unit-length vectors compared
-/// here); a few hundred per answer, so the scalar loop is plenty.
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// The passage a hit offers: a document chunk's `text`, else the point's

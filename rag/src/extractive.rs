@@ -5,9 +5,9 @@
 
 use std::collections::HashSet;
 
+use naksha_query::dot;
 use naksha_query::embed::Embedder;
 
-use crate::context::dot;
 use crate::{char_offset, Citation, Error, Passage, RagEvent, Result, Sink};
 
 /// Weight of embedding similarity; the rest is word overlap.

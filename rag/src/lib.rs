@@ -63,8 +63,11 @@ pub enum GeneratorConfig {
     Openai(OpenAiConfig),
 }
 
+/// Sentences in an extractive answer unless a request says otherwise.
+pub const DEFAULT_MAX_SENTENCES: usize = 3;
+
 fn default_sentences() -> usize {
-    3
+    DEFAULT_MAX_SENTENCES
 }
 
 impl Default for GeneratorConfig {

@@ -218,12 +218,6 @@ impl QueryBody {
             (None, None) => return Err(ApiError::invalid("give a query \"vector\" or \"text\"")),
             (t, _) => t,
         };
-        if let Some(f) = &q.fusion {
-            f.validate()?;
-        }
-        if let Some(f) = &q.filter {
-            f.validate()?;
-        }
         let mut req = SearchRequest::new(q.vector.unwrap_or_default(), q.limit);
         req.text = text;
         req.mode = q.mode;

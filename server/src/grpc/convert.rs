@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 
 use naksha_query::embed::ChunkConfig;
 use naksha_query::filter::{Condition, FieldTest, NumRange};
+use naksha_query::hybrid::{DEFAULT_RRF_K, DEFAULT_VECTOR_WEIGHT};
 use naksha_query::{
     Analyzer, AnalyzerKind, CollectionConfig, Document, EmbedConfig, FieldType, Filter, Fusion, HealthStatus,
     HnswConfig, Metric, Mode, Point, PointId, Quantization, ScoredPoint, Syntax, TextLanguage,
 };
-use naksha_rag::{Citation, GeneratorConfig, OpenAiConfig};
+use naksha_rag::{Citation, GeneratorConfig, OpenAiConfig, DEFAULT_MAX_SENTENCES};
 use prost_types::value::Kind as PbKind;
 use serde_json::{Map, Number, Value};
 
@@ -355,13 +356,11 @@ fn syntax_from_pb(v: i32) -> Result<Option<Syntax>> {
     })
 }
 
-fn fusion_from_pb(f: pb::Fusion) -> Result<Option<Fusion>> {
-    let Fusion::Rrf { k: default_k } = Fusion::default() else { unreachable!("the default fusion is RRF") };
-    Ok(match f.method {
-        None => None,
-        Some(pb::fusion::Method::Rrf(r)) => Some(Fusion::Rrf { k: r.k.unwrap_or(default_k) }),
-        Some(pb::fusion::Method::Weighted(w)) => {
-            Some(Fusion::Weighted { vector_weight: w.vector_weight.unwrap_or(0.5) })
+fn fusion_from_pb(f: pb::Fusion) -> Option<Fusion> {
+    Some(match f.method? {
+        pb::fusion::Method::Rrf(r) => Fusion::Rrf { k: r.k.unwrap_or(DEFAULT_RRF_K) },
+        pb::fusion::Method::Weighted(w) => {
+            Fusion::Weighted { vector_weight: w.vector_weight.unwrap_or(DEFAULT_VECTOR_WEIGHT) }
         }
     })
 }
@@ -375,7 +374,7 @@ pub(super) fn query_body(r: pb::QueryRequest) -> Result<QueryBody> {
     q.mode = mode_from_pb(r.mode)?;
     q.syntax = syntax_from_pb(r.syntax)?;
     q.filter = r.filter.map(filter_from_pb).transpose()?;
-    q.fusion = r.fusion.map(fusion_from_pb).transpose()?.flatten();
+    q.fusion = r.fusion.and_then(fusion_from_pb);
     q.offset = r.offset as usize;
     q.ef = r.ef.map(usize_of);
     q.exact = r.exact;
@@ -400,12 +399,9 @@ pub(super) fn scored_to_pb(h: ScoredPoint) -> pb::ScoredPoint {
 // ------------------------------------------------------------------------ RAG
 
 fn generator_from_pb(g: pb::Generator) -> Option<GeneratorConfig> {
-    let GeneratorConfig::Extractive { max_sentences: default_sentences } = GeneratorConfig::default() else {
-        unreachable!("the default generator is extractive")
-    };
     match g.kind? {
         pb::generator::Kind::Extractive(e) => {
-            Some(GeneratorConfig::Extractive { max_sentences: e.max_sentences.map_or(default_sentences, usize_of) })
+            Some(GeneratorConfig::Extractive { max_sentences: e.max_sentences.map_or(DEFAULT_MAX_SENTENCES, usize_of) })
         }
         pb::generator::Kind::Openai(o) => {
             let mut c = OpenAiConfig::new(o.base_url, o.model);
