@@ -66,6 +66,31 @@ pub fn progress(len: usize, msg: String) -> indicatif::ProgressBar {
     bar
 }
 
+/// Resident set size of process `pid` (`self` for this one), bytes.
+pub fn rss_of(pid: &str) -> u64 {
+    fs_err::read_to_string(format!("/proc/{pid}/statm"))
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// Open file descriptors of process `pid` (`self` for this one).
+pub fn open_files_of(pid: &str) -> u64 {
+    fs_err::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64)
+}
+
+/// Bytes of the files under `dir`.
+pub fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = fs_err::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
+}
+
 pub(crate) fn agent() -> ureq::Agent {
     ureq::Agent::config_builder().http_status_as_error(false).build().into()
 }

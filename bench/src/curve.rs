@@ -87,10 +87,7 @@ pub struct AnnReport {
 
 /// Resident set size of this process, bytes.
 pub fn rss_bytes() -> u64 {
-    fs_err::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * 4096)
+    crate::common::rss_of("self")
 }
 
 pub(crate) trait Engine {

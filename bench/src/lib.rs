@@ -10,6 +10,7 @@
 //! - [`load`]: concurrent HTTP clients on loopback for a bounded time: QPS, p50/p99.
 //! - [`quality`]: MRR/nDCG/recall and latency of text, vector and hybrid search on a labelled set, beside bm25s.
 //! - [`rag`]: how often grounded answers cite the right record, latency and context tokens, on the same set.
+//! - [`tenants`]: thousands of small tenants on one node: start-up, RSS, open files, hot and cold query latency.
 //! - [`plot`]: PNG plots of the reports (matplotlib in a pinned venv).
 //! - [`report`]: markdown tables with the machine, data, parameters and command.
 #![allow(clippy::print_stdout)]
@@ -29,4 +30,5 @@ pub mod quality;
 pub mod rag;
 pub mod report;
 pub mod soak;
+pub mod tenants;
 mod usearch_peer;

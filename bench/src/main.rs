@@ -146,6 +146,46 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Many small tenants on one node (each with a collection and a key): set-up time, start-up time,
+    /// RSS and open files of the server, query latency for hot and cold tenants.
+    Tenants {
+        /// Comma-separated tenant counts (a fresh data directory each).
+        #[arg(long, default_value = "1000,10000")]
+        counts: String,
+        /// Points per tenant.
+        #[arg(long, default_value_t = 200)]
+        points: usize,
+        #[arg(long, default_value_t = 384)]
+        dim: usize,
+        /// The server's tenants.max_open.
+        #[arg(long, default_value_t = 256)]
+        max_open: usize,
+        /// Hot working set.
+        #[arg(long, default_value_t = 50)]
+        hot: usize,
+        /// Queries in the hot pass.
+        #[arg(long, default_value_t = 2000)]
+        hot_queries: usize,
+        /// Cold tenants, queried once each.
+        #[arg(long, default_value_t = 500)]
+        cold: usize,
+        /// Parallel clients during set-up.
+        #[arg(long, default_value_t = 4)]
+        setup_clients: usize,
+        /// Where the data directories go (default: a temporary directory).
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// The naksha server, for benchmarks that need it in a process of its own (settings from NAKSHA_* variables).
+    #[command(hide = true)]
+    Serve {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        http_addr: std::net::SocketAddr,
+    },
     /// Durable ingest throughput (points/s) through the embedded API and HTTP NDJSON.
     Ingest {
         /// Points written per cell.
@@ -358,6 +398,31 @@ fn main() -> Result<()> {
                 let png = naksha_bench::plot::soak(&json)?;
                 eprintln!("wrote {}", png.display());
             }
+        }
+        Command::Tenants { counts, points, dim, max_open, hot, hot_queries, cold, setup_clients, work_dir, out } => {
+            let args = naksha_bench::tenants::TenantsArgs {
+                counts: list("counts", &counts)?,
+                points,
+                dim,
+                max_open,
+                hot,
+                hot_queries,
+                cold,
+                setup_clients,
+                server_exe: std::env::current_exe()?,
+            };
+            let tmp = tempfile::tempdir()?;
+            let work = work_dir.unwrap_or_else(|| tmp.path().to_owned());
+            let rows = naksha_bench::tenants::run(&args, &work)?;
+            emit(&naksha_bench::tenants::markdown(&rows, &args, &command), out)?;
+        }
+        Command::Serve { data_dir, http_addr } => {
+            let mut settings = naksha_server::settings::Settings::load(None, std::env::vars())?;
+            settings.storage.data_dir = data_dir;
+            settings.server.http_addr = http_addr;
+            settings.server.grpc_addr = "127.0.0.1:0".parse()?;
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(naksha_server::run(settings, naksha_server::shutdown_signal()))?;
         }
         Command::Ingest { points, dim, batch, writers, out } => {
             let writers = list("writers", &writers)?;

@@ -76,17 +76,6 @@ struct Interval {
     errors: [u64; 4],
 }
 
-fn rss() -> u64 {
-    fs_err::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|t| t.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |p| p * 4096)
-}
-
-fn open_files() -> u64 {
-    fs_err::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64)
-}
-
 fn body(op: usize, rng: &mut Rng, args: &SoakArgs) -> (String, String) {
     let id = |rng: &mut Rng| rng.below(args.window);
     match op {
@@ -185,8 +174,8 @@ pub fn run(base: &str, args: &SoakArgs) -> Result<Vec<Sample>> {
             .collect();
         let s = Sample {
             t: started.elapsed().as_secs_f64(),
-            rss_bytes: rss(),
-            open_files: open_files(),
+            rss_bytes: crate::common::rss_of("self"),
+            open_files: crate::common::open_files_of("self"),
             points: info["points"].as_u64().unwrap_or(0),
             segments: info["segments"].as_u64().unwrap_or(0),
             disk_bytes: info["disk_bytes"].as_u64().unwrap_or(0),

@@ -268,3 +268,24 @@ fn corpus_vectors_come_from_the_cache_without_the_model() {
     let other = ["a text that was never embedded here"];
     assert!(naksha_bench::corpus::vectors(missing, naksha_embed::testing::MODEL, &other).is_err());
 }
+
+#[test]
+fn tenants_smoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = naksha_bench::tenants::TenantsArgs {
+        counts: vec![12],
+        points: 20,
+        dim: 8,
+        max_open: 4,
+        hot: 3,
+        hot_queries: 30,
+        cold: 6,
+        setup_clients: 2,
+        server_exe: env!("CARGO_BIN_EXE_naksha-bench").into(),
+    };
+    let rows = naksha_bench::tenants::run(&args, dir.path()).unwrap();
+    let r = &rows[0];
+    assert_eq!(r.tenants, 12);
+    assert!(r.startup_s > 0.0 && r.rss_start_mib > 1.0 && r.fds_start > 3 && r.cold_p50_ms > 0.0, "{r:?}");
+    assert!(naksha_bench::tenants::markdown(&rows, &args, "t").contains("| 12 |"));
+}

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 pub struct Client {
     base: String,
     api_key: Option<String>,
+    tenant: Option<String>,
     agent: ureq::Agent,
 }
 
@@ -21,25 +22,41 @@ impl Client {
     /// A client for `base` (e.g. `http://127.0.0.1:6480`).
     pub fn new(base: &str, api_key: Option<String>) -> Self {
         let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        Self { base: base.trim_end_matches('/').to_owned(), api_key, agent }
+        Self { base: base.trim_end_matches('/').to_owned(), api_key, tenant: None, agent }
+    }
+
+    /// The same client addressing `tenant` with `X-Naksha-Tenant` (admins).
+    pub fn with_tenant(mut self, tenant: Option<String>) -> Self {
+        self.tenant = tenant;
+        self
     }
 
     /// Send a request; returns the status and the parsed JSON body.
     pub fn request(&self, method: &str, path: &str, body: Option<(&str, String)>) -> Result<(u16, Value)> {
         let url = format!("{}{path}", self.base);
-        let auth = self.api_key.as_ref().map(|k| format!("Bearer {k}"));
+        let mut headers = Vec::new();
+        if let Some(k) = &self.api_key {
+            headers.push(("Authorization", format!("Bearer {k}")));
+        }
+        if let Some(t) = &self.tenant {
+            headers.push(("X-Naksha-Tenant", t.clone()));
+        }
         let res = match (method, body) {
             ("GET" | "DELETE", _) => {
                 let mut r = if method == "GET" { self.agent.get(&url) } else { self.agent.delete(&url) };
-                if let Some(a) = &auth {
-                    r = r.header("Authorization", a);
+                for (k, v) in &headers {
+                    r = r.header(*k, v);
                 }
                 r.call()
             }
             (m, body) => {
-                let mut r = if m == "PUT" { self.agent.put(&url) } else { self.agent.post(&url) };
-                if let Some(a) = &auth {
-                    r = r.header("Authorization", a);
+                let mut r = match m {
+                    "PUT" => self.agent.put(&url),
+                    "PATCH" => self.agent.patch(&url),
+                    _ => self.agent.post(&url),
+                };
+                for (k, v) in &headers {
+                    r = r.header(*k, v);
                 }
                 let (ct, data) = body.unwrap_or(("application/json", "{}".to_owned()));
                 r.header("Content-Type", ct).send(data)
@@ -272,4 +289,183 @@ pub fn rag(client: &Client, collection: &str, body: Value, filter: Option<&str>)
         v["took_ms"].as_f64().unwrap_or_default()
     );
     Ok(())
+}
+
+/// `naksha tenants ...` (admin key).
+#[derive(Debug, clap::Subcommand)]
+pub enum TenantsAction {
+    /// Create a tenant.
+    Create {
+        /// Name.
+        name: String,
+        /// Limits; unset: unlimited.
+        #[command(flatten)]
+        quotas: QuotaArgs,
+    },
+    /// List tenants.
+    List,
+    /// A tenant's quotas and usage.
+    Info {
+        /// Name.
+        name: String,
+    },
+    /// Change a tenant's quotas (the ones given).
+    Update {
+        /// Name.
+        name: String,
+        /// New limits.
+        #[command(flatten)]
+        quotas: QuotaArgs,
+    },
+    /// Delete a tenant with its collections and keys.
+    Delete {
+        /// Name.
+        name: String,
+    },
+}
+
+/// Quota flags.
+#[derive(Debug, clap::Args)]
+pub struct QuotaArgs {
+    /// Collections at most.
+    #[arg(long)]
+    max_collections: Option<u64>,
+    /// Points at most.
+    #[arg(long)]
+    max_points: Option<u64>,
+    /// Disk bytes at most.
+    #[arg(long)]
+    max_disk_bytes: Option<u64>,
+    /// Requests per second.
+    #[arg(long)]
+    requests_per_second: Option<f64>,
+    /// Embedding tokens per minute.
+    #[arg(long)]
+    embed_tokens_per_minute: Option<u64>,
+}
+
+impl QuotaArgs {
+    fn to_json(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        let mut put = |k: &str, v: Option<Value>| {
+            if let Some(v) = v {
+                m.insert(k.to_owned(), v);
+            }
+        };
+        put("max_collections", self.max_collections.map(Value::from));
+        put("max_points", self.max_points.map(Value::from));
+        put("max_disk_bytes", self.max_disk_bytes.map(Value::from));
+        put("requests_per_second", self.requests_per_second.map(Value::from));
+        put("embed_tokens_per_minute", self.embed_tokens_per_minute.map(Value::from));
+        Value::Object(m)
+    }
+}
+
+/// `naksha keys ...` (admin key, or the tenant's tenant_admin key).
+#[derive(Debug, clap::Subcommand)]
+pub enum KeysAction {
+    /// Make a key; its secret is printed once.
+    Create {
+        /// Tenant (`default` for the built-in one).
+        #[arg(value_name = "TENANT")]
+        of: String,
+        /// admin | tenant_admin | writer | reader.
+        #[arg(long, default_value = "reader")]
+        role: String,
+        /// Limit it to these collections (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        collections: Vec<String>,
+        /// RFC 3339 time after which it stops working.
+        #[arg(long)]
+        expires_at: Option<String>,
+        /// Its own requests-per-second limit.
+        #[arg(long)]
+        requests_per_second: Option<f64>,
+    },
+    /// List a tenant's keys (never their secrets).
+    List {
+        /// Tenant.
+        #[arg(value_name = "TENANT")]
+        of: String,
+    },
+    /// Revoke a key at once.
+    Revoke {
+        /// Tenant.
+        #[arg(value_name = "TENANT")]
+        of: String,
+        /// Key id.
+        id: String,
+    },
+}
+
+fn print_json(v: &Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+/// Run a `tenants` command.
+pub fn tenants(client: &Client, action: TenantsAction) -> Result<()> {
+    let v = match action {
+        TenantsAction::Create { name, quotas } => {
+            let body = json!({"name": name, "quotas": quotas.to_json()});
+            client.ok("POST", "/v1/tenants", Some(("application/json", body.to_string())))?
+        }
+        TenantsAction::List => {
+            let v = client.ok("GET", "/v1/tenants", None)?;
+            for t in v["tenants"].as_array().into_iter().flatten() {
+                println!(
+                    "{}\t{}\t{}",
+                    t["name"].as_str().unwrap_or(""),
+                    t["created_at"].as_str().unwrap_or(""),
+                    t["quotas"]
+                );
+            }
+            return Ok(());
+        }
+        TenantsAction::Info { name } => client.ok("GET", &format!("/v1/tenants/{name}"), None)?,
+        TenantsAction::Update { name, quotas } => {
+            let body = json!({"quotas": quotas.to_json()});
+            client.ok("PATCH", &format!("/v1/tenants/{name}"), Some(("application/json", body.to_string())))?
+        }
+        TenantsAction::Delete { name } => client.ok("DELETE", &format!("/v1/tenants/{name}"), None)?,
+    };
+    print_json(&v)
+}
+
+/// Run a `keys` command.
+pub fn keys(client: &Client, action: KeysAction) -> Result<()> {
+    let v = match action {
+        KeysAction::Create { of: tenant, role, collections, expires_at, requests_per_second } => {
+            let collections = (!collections.is_empty()).then_some(collections);
+            let body = json!({"role": role, "collections": collections, "expires_at": expires_at,
+                "requests_per_second": requests_per_second});
+            let v = client.ok(
+                "POST",
+                &format!("/v1/tenants/{tenant}/keys"),
+                Some(("application/json", body.to_string())),
+            )?;
+            eprintln!("the key is shown only now: store it in a secret manager");
+            v
+        }
+        KeysAction::List { of: tenant } => {
+            let v = client.ok("GET", &format!("/v1/tenants/{tenant}/keys"), None)?;
+            for k in v["keys"].as_array().into_iter().flatten() {
+                println!(
+                    "{}\t{}\t{}\tcollections={}\tcreated={}\tlast_used={}\texpires={}",
+                    k["id"].as_str().unwrap_or(""),
+                    k["prefix"].as_str().unwrap_or(""),
+                    k["role"].as_str().unwrap_or(""),
+                    k["collections"],
+                    k["created_at"].as_str().unwrap_or(""),
+                    k["last_used"].as_str().unwrap_or("-"),
+                    k["expires_at"].as_str().unwrap_or("never"),
+                );
+            }
+            return Ok(());
+        }
+        KeysAction::Revoke { of: tenant, id } => {
+            client.ok("DELETE", &format!("/v1/tenants/{tenant}/keys/{id}"), None)?
+        }
+    };
+    print_json(&v)
 }

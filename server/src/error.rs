@@ -38,11 +38,15 @@ pub enum Kind {
     Unavailable,
     /// An upstream service the request needed (a RAG generator) failed.
     BadGateway,
+    /// A tenant's or key's request or embedding-token rate is spent; retry after `Retry-After`.
+    RateLimited,
+    /// A tenant's size quota (collections, points, disk bytes) would be exceeded.
+    QuotaExceeded,
 }
 
 impl Kind {
     /// Every kind, for documentation.
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 16] = [
         Kind::InvalidArgument,
         Kind::Unauthenticated,
         Kind::PermissionDenied,
@@ -57,6 +61,8 @@ impl Kind {
         Kind::Internal,
         Kind::Unavailable,
         Kind::BadGateway,
+        Kind::RateLimited,
+        Kind::QuotaExceeded,
     ];
 
     /// The API's snake_case code.
@@ -76,6 +82,8 @@ impl Kind {
             Kind::Internal => "internal",
             Kind::Unavailable => "unavailable",
             Kind::BadGateway => "bad_gateway",
+            Kind::RateLimited => "rate_limited",
+            Kind::QuotaExceeded => "quota_exceeded",
         }
     }
 
@@ -96,6 +104,8 @@ impl Kind {
             Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Kind::BadGateway => StatusCode::BAD_GATEWAY,
+            Kind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Kind::QuotaExceeded => StatusCode::FORBIDDEN,
         }
     }
 
@@ -114,6 +124,7 @@ impl Kind {
             Kind::Internal => tonic::Code::Internal,
             Kind::Unavailable => tonic::Code::Unavailable,
             Kind::BadGateway => tonic::Code::Unavailable,
+            Kind::RateLimited | Kind::QuotaExceeded => tonic::Code::ResourceExhausted,
         }
     }
 }
@@ -125,12 +136,23 @@ pub struct ApiError {
     pub kind: Kind,
     /// Human-readable message.
     pub message: String,
+    /// Seconds after which a retry can succeed (`Retry-After`; gRPC `RetryInfo`).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     /// An error of `kind`.
     pub fn new(kind: Kind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        Self { kind, message: message.into(), retry_after: None }
+    }
+    /// 403 `permission_denied`.
+    pub fn denied(message: impl Into<String>) -> Self {
+        Self::new(Kind::PermissionDenied, message)
+    }
+    /// 429 `rate_limited` with `Retry-After`.
+    pub fn rate_limited(message: impl Into<String>, retry_after: std::time::Duration) -> Self {
+        let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        Self { retry_after: Some(secs.max(1)), ..Self::new(Kind::RateLimited, message) }
     }
     /// 400 `invalid_argument`.
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -142,7 +164,10 @@ impl ApiError {
     }
     /// 401 `unauthenticated`.
     pub fn unauthenticated() -> Self {
-        Self::new(Kind::Unauthenticated, "missing or wrong API key: send Authorization: Bearer <key>")
+        Self::new(
+            Kind::Unauthenticated,
+            "missing, wrong, revoked or expired credential: send Authorization: Bearer <key or token>",
+        )
     }
     /// 413 `payload_too_large`.
     pub fn too_large(limit: usize) -> Self {
@@ -232,7 +257,8 @@ pub struct ErrorDetail {
     /// `invalid_argument` (400), `unauthenticated` (401), `permission_denied` (403), `not_found` (404),
     /// `method_not_allowed` (405), `request_timeout` (408), `already_exists` (409), `payload_too_large` (413),
     /// `uri_too_long` (414), `unsupported_media_type` (415), `unprocessable` (422), `internal` (500),
-    /// `bad_gateway` (502) or `unavailable` (503).
+    /// `bad_gateway` (502), `unavailable` (503), `rate_limited` (429, with `Retry-After`) or
+    /// `quota_exceeded` (403).
     pub code: String,
     /// Human-readable message.
     pub message: String,
@@ -246,10 +272,17 @@ impl From<ApiError> for ErrorBody {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.kind.status();
+        let (status, kind) = (self.kind.status(), self.kind);
+        let retry_after = self.retry_after;
         let body = ErrorBody::from(self);
         let text = serde_json::to_string(&body).unwrap_or_default();
-        (status, [("content-type", "application/json")], text).into_response()
+        let mut res = (status, [("content-type", "application/json")], text).into_response();
+        // For the audit log, which records the code, not only the status.
+        res.extensions_mut().insert(kind);
+        if let Some(secs) = retry_after {
+            res.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        res
     }
 }
 
@@ -259,7 +292,10 @@ impl IntoResponse for ApiError {
 impl From<ApiError> for tonic::Status {
     fn from(e: ApiError) -> Self {
         use tonic_types::{ErrorDetails, StatusExt};
-        let details = ErrorDetails::with_error_info(e.kind.code(), ERROR_DOMAIN, std::collections::HashMap::new());
+        let mut details = ErrorDetails::with_error_info(e.kind.code(), ERROR_DOMAIN, std::collections::HashMap::new());
+        if let Some(secs) = e.retry_after {
+            details.set_retry_info(Some(std::time::Duration::from_secs(secs)));
+        }
         tonic::Status::with_error_details(e.kind.grpc(), e.message, details)
     }
 }

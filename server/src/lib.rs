@@ -7,7 +7,6 @@
 //! every acknowledged write is already fsynced in the WAL.
 #![forbid(unsafe_code)]
 
-pub mod auth;
 pub mod bounded;
 pub mod cli;
 pub mod error;
@@ -18,6 +17,8 @@ pub mod ops;
 pub mod schema;
 pub mod settings;
 pub mod state;
+pub mod tenancy;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
@@ -28,6 +29,7 @@ use naksha_query::{Database, EngineOptions};
 
 use crate::settings::Settings;
 use crate::state::AppState;
+use crate::tenancy::Tenancy;
 
 /// Serve until `shutdown` resolves.
 pub async fn run(settings: Settings, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
@@ -41,14 +43,13 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()> + Send +
     tracing::info!(http_addr = %addr, grpc_addr = %grpc_addr, data_dir = %settings.storage.data_dir.display(), "listening");
     for a in [addr, grpc_addr] {
         if !a.ip().is_loopback() {
-            tracing::warn!(addr = %a, auth = !settings.server.api_key.is_empty(), "listening beyond loopback");
+            tracing::warn!(addr = %a, auth = !settings.server.api_key.is_empty(), tls = !settings.server.tls_cert_file.is_empty(), "listening beyond loopback");
         }
     }
     let state = Arc::new(AppState {
-        db: OnceLock::new(),
+        tenancy: OnceLock::new(),
         ready: Default::default(),
         metrics: Default::default(),
-        api_key: settings.server.api_key.clone(),
         body_limit: settings.server.body_limit_bytes,
         generator_hosts: settings.server.generator_hosts.clone(),
         policy: http::guard::Policy::new(addr, &settings.server),
@@ -64,19 +65,23 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()> + Send +
     let recover_state = state.clone();
     let (reporter, health) = grpc::health().await;
     let (models_dir, device) = (settings.models.dir.clone(), settings.models.device.clone());
-    let recovered = tokio::task::spawn_blocking(move || -> anyhow::Result<Database> {
+    let tenancy_options = tenancy_options(&settings)?;
+    let recovered = tokio::task::spawn_blocking(move || -> anyhow::Result<Tenancy> {
         let device = device.parse()?;
         let models = naksha_query::embed::Models::open(&models_dir, device)
             .with_context(|| format!("cannot load embedding models from {}", models_dir.display()))?;
         tracing::info!(dir = %models_dir.display(), models = models.list().len(), "embedding models loaded");
         let options = EngineOptions { models, ..options };
-        Database::open_with(&dir, options).with_context(|| format!("cannot open data directory {}", dir.display()))
+        let db = Database::open_with(&dir, options.clone())
+            .with_context(|| format!("cannot open data directory {}", dir.display()))?;
+        Tenancy::open(Arc::new(db), options, tenancy_options).map_err(anyhow::Error::msg)
     });
     tokio::spawn(async move {
         match recovered.await {
-            Ok(Ok(db)) => {
-                let n = db.list().len();
-                let _ = recover_state.db.set(Arc::new(db));
+            Ok(Ok(tenancy)) => {
+                let n = tenancy.pool.root().list().len();
+                tracing::info!(tenants = tenancy.registry.tenant_count(), "tenants loaded");
+                let _ = recover_state.tenancy.set(Arc::new(tenancy));
                 // Readiness flips last, once every front end reports serving.
                 grpc::mark_serving(&reporter).await;
                 recover_state.ready.store(true, std::sync::atomic::Ordering::Release);
@@ -103,13 +108,30 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()> + Send +
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let grpc = tokio::spawn(grpc::serve(grpc_listener, state.clone(), health, stopped(stop_rx.clone())));
+    tokio::spawn(close_idle_tenants(
+        Arc::downgrade(&state),
+        Duration::from_secs(settings.tenants.idle_close_secs),
+        stopped(stop_rx.clone()),
+    ));
+    let (http_tls, grpc_tls) = match (settings.server.tls_cert_file.as_str(), settings.server.tls_key_file.as_str()) {
+        ("", _) | (_, "") => (None, None),
+        (cert, key) => {
+            let certs = tls::Certificates::open(cert.as_ref(), key.as_ref()).map_err(anyhow::Error::msg)?;
+            tokio::spawn(tls::reload_on_sighup(certs.clone(), stopped(stop_rx.clone())));
+            tracing::info!(cert, "TLS on for HTTP and gRPC");
+            (
+                Some(certs.server_config(&[b"http/1.1"]).map_err(anyhow::Error::msg)?),
+                Some(certs.server_config(&[b"h2"]).map_err(anyhow::Error::msg)?),
+            )
+        }
+    };
+    let grpc = tokio::spawn(grpc::serve(grpc_listener, grpc_tls, state.clone(), health, stopped(stop_rx.clone())));
     let limits = http::serve::Limits {
         max_connections: settings.server.max_connections,
         header_read_timeout: Duration::from_secs(settings.server.header_read_timeout_secs),
         shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
     };
-    http::serve::serve(listener, http::router(state.clone()), limits, stopped(stop_rx)).await?;
+    http::serve::serve(listener, http::router(state.clone()), limits, http_tls, stopped(stop_rx)).await?;
     match tokio::time::timeout(limits.shutdown_timeout, grpc).await {
         Ok(joined) => joined??,
         Err(_) => tracing::warn!("gRPC streams still open at the shutdown timeout; closing them"),
@@ -119,16 +141,58 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()> + Send +
     }
     // Dropping the database stops background flushes and merges; the WAL already holds every acknowledged write,
     // so a stop that cannot wait for a long merge loses nothing (an unfinished segment is removed at the next open).
-    if let Some(db) = state.db.get() {
-        let db = db.clone();
+    if let Some(tenancy) = state.tenancy.get() {
+        let tenancy = tenancy.clone();
         drop(state);
-        let closing = tokio::task::spawn_blocking(move || drop(db));
+        let closing = tokio::task::spawn_blocking(move || drop(tenancy));
         if tokio::time::timeout(limits.shutdown_timeout, closing).await.is_err() {
             tracing::warn!("background work still running at the shutdown timeout; exiting anyway (every acknowledged write is in the WAL)");
         }
     }
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// The tenancy settings: admin key, JWT keys (read from their files now, so a
+/// bad file stops the start), pool and audit sizes.
+fn tenancy_options(s: &Settings) -> anyhow::Result<tenancy::Options> {
+    let mut pems = Vec::new();
+    for f in &s.auth.jwt_public_key_files {
+        let pem = fs_err::read(f).context("auth.jwt_public_key_files")?;
+        pems.push((f.display().to_string(), pem));
+    }
+    let jwt = tenancy::jwt::Verifier::new(&s.auth.jwt_secret, &pems).map_err(anyhow::Error::msg)?;
+    Ok(tenancy::Options {
+        admin_key: s.server.api_key.clone(),
+        jwt,
+        max_open: s.tenants.max_open,
+        audit_max_file_bytes: s.audit.max_file_bytes,
+        audit_keep_files: s.audit.keep_files,
+    })
+}
+
+/// Close tenants left idle, until the server stops.
+async fn close_idle_tenants(
+    state: std::sync::Weak<AppState>,
+    idle: Duration,
+    stop: impl Future<Output = ()> + Send + 'static,
+) {
+    let every = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let Some(tenancy) = state.upgrade().and_then(|s| s.tenancy.get().cloned()) else { continue };
+        let _ = tokio::task::spawn_blocking(move || {
+            let closed = tenancy.pool.close_idle(idle);
+            if closed > 0 {
+                tracing::debug!(closed, "closed idle tenants");
+            }
+        })
+        .await;
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

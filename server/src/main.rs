@@ -25,9 +25,18 @@ struct Remote {
     /// Base URL of a running server.
     #[arg(long, env = "NAKSHA_URL", default_value = "http://127.0.0.1:6480", global = true)]
     url: String,
-    /// API key, when the server requires one.
+    /// API key (or JWT), when the server requires one.
     #[arg(long, env = "NAKSHA_API_KEY", hide_env_values = true, global = true)]
     api_key: Option<String>,
+    /// With an admin key: the tenant to address (X-Naksha-Tenant).
+    #[arg(long, env = "NAKSHA_TENANT", global = true)]
+    tenant: Option<String>,
+}
+
+impl Remote {
+    fn client(self) -> Client {
+        Client::new(&self.url, self.api_key).with_tenant(self.tenant)
+    }
 }
 
 #[derive(Subcommand)]
@@ -49,6 +58,20 @@ enum Command {
         /// gRPC listen address (server.grpc_addr); port 0 picks a free port.
         #[arg(long)]
         grpc_addr: Option<std::net::SocketAddr>,
+    },
+    /// Manage tenants on a running server (admin key).
+    Tenants {
+        #[command(subcommand)]
+        action: cli::TenantsAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Manage a tenant's API keys on a running server.
+    Keys {
+        #[command(subcommand)]
+        action: cli::KeysAction,
+        #[command(flatten)]
+        remote: Remote,
     },
     /// Manage collections on a running server.
     Collections {
@@ -166,22 +189,22 @@ fn main() -> Result<()> {
             rt.shutdown_timeout(std::time::Duration::from_secs(1));
             result
         }
-        Command::Collections { action, remote } => cli::collections(&Client::new(&remote.url, remote.api_key), action),
-        Command::Import { file, collection, batch, remote } => {
-            cli::import(&Client::new(&remote.url, remote.api_key), &file, &collection, batch)
-        }
+        Command::Tenants { action, remote } => cli::tenants(&remote.client(), action),
+        Command::Keys { action, remote } => cli::keys(&remote.client(), action),
+        Command::Collections { action, remote } => cli::collections(&remote.client(), action),
+        Command::Import { file, collection, batch, remote } => cli::import(&remote.client(), &file, &collection, batch),
         Command::Query { collection, vector, text, mode, highlight, limit, filter, remote } => {
             let what = match (vector, text) {
                 (Some(v), _) => cli::QueryInput::Vector(v),
                 (None, t) => cli::QueryInput::Text(t.unwrap_or_default()),
             };
             let opts = cli::QueryOptions { limit, filter, mode, highlight };
-            cli::query(&Client::new(&remote.url, remote.api_key), &collection, what, &opts)
+            cli::query(&remote.client(), &collection, what, &opts)
         }
         Command::Rag { collection, question, limit, max_context_tokens, filter, remote } => {
             let body =
                 serde_json::json!({"question": question, "limit": limit, "max_context_tokens": max_context_tokens});
-            cli::rag(&Client::new(&remote.url, remote.api_key), &collection, body, filter.as_deref())
+            cli::rag(&remote.client(), &collection, body, filter.as_deref())
         }
         Command::Models { action: ModelsAction::List { models_dir } } => cli::models_list(&models_dir),
     }

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
 
-use naksha_query::{Database, HealthStatus};
+use naksha_query::HealthStatus;
+
+use crate::tenancy::Tenancy;
 use parking_lot::Mutex; // no poisoning: a panicking handler cannot break metrics
 
 /// Latency bucket upper bounds, seconds.
@@ -39,8 +41,9 @@ impl Metrics {
         h.sum += seconds;
     }
 
-    /// Render everything, including gauges read from `db` now.
-    pub fn render(&self, db: Option<&Database>) -> String {
+    /// Render everything, including gauges of the default tenant's and every
+    /// open tenant's collections (label `tenant`) and per-tenant counters.
+    pub fn render(&self, tenancy: Option<&Tenancy>) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "# HELP naksha_http_requests_total HTTP requests by method, route and status.");
         let _ = writeln!(s, "# TYPE naksha_http_requests_total counter");
@@ -61,7 +64,9 @@ impl Metrics {
             let _ = writeln!(s, "naksha_http_request_duration_seconds_sum{{{labels}}} {}", h.sum);
             let _ = writeln!(s, "naksha_http_request_duration_seconds_count{{{labels}}} {}", h.count);
         }
-        if let Some(db) = db {
+        if let Some(t) = tenancy {
+            let mut dbs = vec![(crate::tenancy::registry::DEFAULT_TENANT.to_owned(), t.pool.root().clone())];
+            dbs.extend(t.pool.open_databases());
             let gauges: [(&str, &str, &str); 6] = [
                 ("naksha_collection_points", "gauge", "Live points per collection."),
                 ("naksha_collection_segments", "gauge", "Immutable segments per collection."),
@@ -74,7 +79,10 @@ impl Metrics {
             let mut names = Vec::new();
             let mut counts: Vec<(u64, u64)> = Vec::new();
             let mut statuses = Vec::new();
-            for (name, c) in db.collections() {
+            for (tenant, name, c) in
+                dbs.iter().flat_map(|(t, db)| db.collections().into_iter().map(move |(n, c)| (t, n, c)))
+            {
+                let name = format!("tenant=\"{tenant}\",collection=\"{name}\"");
                 let i = c.info();
                 let m = c.metrics();
                 rows.push([
@@ -92,16 +100,16 @@ impl Metrics {
             for (g, (metric, kind, help)) in gauges.iter().enumerate() {
                 let _ = writeln!(s, "# HELP {metric} {help}\n# TYPE {metric} {kind}");
                 for (name, row) in names.iter().zip(&rows) {
-                    let _ = writeln!(s, "{metric}{{collection=\"{name}\"}} {}", row[g]);
+                    let _ = writeln!(s, "{metric}{{{name}}} {}", row[g]);
                 }
             }
             let _ = writeln!(s, "# HELP naksha_flushes_total Completed flushes.\n# TYPE naksha_flushes_total counter");
             for (name, (f, _)) in names.iter().zip(&counts) {
-                let _ = writeln!(s, "naksha_flushes_total{{collection=\"{name}\"}} {f}");
+                let _ = writeln!(s, "naksha_flushes_total{{{name}}} {f}");
             }
             let _ = writeln!(s, "# HELP naksha_merges_total Completed merges.\n# TYPE naksha_merges_total counter");
             for (name, (_, m)) in names.iter().zip(&counts) {
-                let _ = writeln!(s, "naksha_merges_total{{collection=\"{name}\"}} {m}");
+                let _ = writeln!(s, "naksha_merges_total{{{name}}} {m}");
             }
             let _ = writeln!(
                 s,
@@ -115,11 +123,14 @@ impl Metrics {
                 ] {
                     let _ = writeln!(
                         s,
-                        "naksha_collection_status{{collection=\"{name}\",status=\"{label}\"}} {}",
+                        "naksha_collection_status{{{name},status=\"{label}\"}} {}",
                         u8::from(*status == st)
                     );
                 }
             }
+        }
+        if let Some(t) = tenancy {
+            render_tenants(&mut s, t);
         }
         let rss = fs_err::read_to_string("/proc/self/statm")
             .ok()
@@ -128,5 +139,29 @@ impl Metrics {
         let _ = writeln!(s, "# HELP process_resident_memory_bytes Resident memory size in bytes.");
         let _ = writeln!(s, "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}");
         s
+    }
+}
+
+/// Per-tenant counters and the tenant pool's size.
+fn render_tenants(s: &mut String, t: &Tenancy) {
+    let _ = writeln!(s, "# HELP naksha_tenants Tenants (besides the default one).\n# TYPE naksha_tenants gauge");
+    let _ = writeln!(s, "naksha_tenants {}", t.registry.tenant_count());
+    let _ = writeln!(s, "# HELP naksha_tenants_open Tenant databases open now.\n# TYPE naksha_tenants_open gauge");
+    let _ = writeln!(s, "naksha_tenants_open {}", t.pool.open_count());
+    let counters = t.limits.all_counters();
+    type Series = (&'static str, &'static str, fn(&crate::tenancy::limits::Counters) -> u64);
+    let series: [Series; 4] = [
+        ("naksha_tenant_requests_total", "Authorised requests per tenant.", |c| c.requests),
+        ("naksha_tenant_rate_limited_total", "Requests refused with rate_limited per tenant.", |c| c.rate_limited),
+        ("naksha_tenant_quota_exceeded_total", "Requests refused with quota_exceeded per tenant.", |c| {
+            c.quota_exceeded
+        }),
+        ("naksha_tenant_embed_tokens_total", "Tokens embedded per tenant.", |c| c.embed_tokens),
+    ];
+    for (metric, help, get) in series {
+        let _ = writeln!(s, "# HELP {metric} {help}\n# TYPE {metric} counter");
+        for (tenant, c) in &counters {
+            let _ = writeln!(s, "{metric}{{tenant=\"{tenant}\"}} {}", get(c));
+        }
     }
 }

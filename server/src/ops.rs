@@ -5,12 +5,11 @@
 //! exactly the same things.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use naksha_query::embed::{ChunkConfig, Models};
 use naksha_query::{
-    Analyzer, Collection, CollectionConfig, Database, EmbedConfig, FieldType, Filter, Fusion, HnswConfig, Metric, Mode,
-    PointId, Quantization, SearchRequest, Syntax, VectorsConfig,
+    Analyzer, Collection, CollectionConfig, Document, DocumentsWritten, EmbedConfig, FieldType, Filter, Fusion,
+    HnswConfig, Metric, Mode, Point, PointId, Quantization, SearchRequest, Syntax, VectorsConfig,
 };
 use naksha_rag::{GeneratorConfig, RagRequest};
 use serde::Deserialize;
@@ -19,6 +18,7 @@ use serde_json::Value;
 use crate::schema;
 
 use crate::error::ApiError;
+use crate::tenancy::Ctx;
 
 /// The vector space in a collection body; with `embed`, `dim` (the model's) and
 /// `metric` (cosine) may be omitted.
@@ -106,17 +106,6 @@ pub fn collection_config(body: CreateBody, models: &Models) -> Result<Collection
         text_analyzer: body.text_analyzer.unwrap_or_default(),
         text_boosts: body.text_boosts,
     })
-}
-
-/// Create (or find, with an identical config) a collection; also says whether it was created.
-pub fn create_collection(
-    db: &Database,
-    name: &str,
-    config: CollectionConfig,
-) -> Result<(Arc<Collection>, bool), ApiError> {
-    let existed = db.collection(name).is_ok();
-    let c = db.create_collection(name, config)?;
-    Ok((c, !existed))
 }
 
 /// The configuration as API JSON.
@@ -354,4 +343,89 @@ pub fn embed(models: &Models, model: &str, input: &[String]) -> Result<(usize, V
     let m = models.get(model)?;
     let refs: Vec<&str> = input.iter().map(String::as_str).collect();
     Ok((m.dim(), m.embed(&refs)?))
+}
+
+/// Tokens `model` reads from `texts`.
+fn tokens<'a>(
+    model: &naksha_query::embed::Embedder,
+    texts: impl IntoIterator<Item = &'a str>,
+) -> Result<u64, ApiError> {
+    let texts: Vec<&str> = texts.into_iter().collect();
+    Ok(model.token_counts(&texts)?.into_iter().sum::<usize>() as u64)
+}
+
+/// Upsert points into a tenant's collection within its quotas; returns the
+/// count and the durable batch's sequence number. Points without a vector are
+/// embedded by the collection's model and charged as embedding tokens.
+pub fn upsert_points(ctx: &Ctx, name: &str, points: Vec<Point>) -> Result<(usize, u64), ApiError> {
+    let c = ctx.collection(name)?;
+    let _admitted = ctx.admit(|| Ok(crate::tenancy::new_points(&c, points.iter().map(|p| p.id.clone()))))?;
+    if let Ok((model, _)) = c.embedder() {
+        let texts = points
+            .iter()
+            .filter(|p| p.vector.is_empty())
+            .flat_map(|p| p.text.as_object().into_iter().flat_map(|m| m.values().filter_map(Value::as_str)));
+        let n = tokens(&model, texts)?;
+        if n > 0 {
+            ctx.charge_embed(n)?;
+        }
+    }
+    let n = points.len();
+    Ok((n, c.upsert(points)?))
+}
+
+/// Chunk, embed and store documents within the tenant's quotas.
+pub fn upsert_documents(ctx: &Ctx, name: &str, docs: Vec<Document>) -> Result<DocumentsWritten, ApiError> {
+    let c = ctx.collection(name)?;
+    let (model, _) = c.embedder()?;
+    let added = || {
+        let chunking = c.config().chunking.unwrap_or_default();
+        let mut added = 0u64;
+        for d in &docs {
+            let chunks = model.chunk(&d.text, chunking)?.len();
+            let existing = (0..).take_while(|n| c.contains(&PointId::Str(format!("{}#{n}", d.id)))).count();
+            added += chunks.saturating_sub(existing) as u64;
+        }
+        Ok(added)
+    };
+    let _admitted = ctx.admit(added)?;
+    let texts = docs.iter().flat_map(|d| std::iter::once(d.text.as_str()).chain(d.title.as_deref()));
+    ctx.charge_embed(tokens(&model, texts)?)?;
+    Ok(c.upsert_documents(docs)?)
+}
+
+/// Search a tenant's collection; a query text the collection's model embeds is charged.
+pub fn search(ctx: &Ctx, name: &str, req: &SearchRequest) -> Result<Vec<naksha_query::ScoredPoint>, ApiError> {
+    let c = ctx.collection(name)?;
+    charge_query_text(
+        ctx,
+        &c,
+        req.text.as_deref(),
+        req.vector.is_empty() && req.mode != Some(naksha_query::Mode::Text),
+    )?;
+    Ok(c.search(req)?)
+}
+
+/// Charge the tokens of a query or question the collection's model will embed.
+pub fn charge_query_text(
+    ctx: &Ctx,
+    c: &naksha_query::Collection,
+    text: Option<&str>,
+    embedded: bool,
+) -> Result<(), ApiError> {
+    if let (Some(text), true, Ok((model, _))) = (text, embedded, c.embedder()) {
+        ctx.charge_embed(tokens(&model, [text])?)?;
+    }
+    Ok(())
+}
+
+/// Embed texts with a model, charged to the tenant.
+pub fn embed_for(ctx: &Ctx, model: &str, input: &[String]) -> Result<(usize, Vec<Vec<f32>>), ApiError> {
+    let db = ctx.db()?;
+    if let Ok(m) = db.models().get(model) {
+        if !input.is_empty() && input.len() <= MAX_EMBED_INPUTS {
+            ctx.charge_embed(tokens(&m, input.iter().map(String::as_str))?)?;
+        }
+    }
+    embed(db.models(), model, input)
 }

@@ -21,6 +21,44 @@ pub struct Settings {
     pub models: ModelsSettings,
     /// Logging.
     pub log: LogSettings,
+    /// JWT verification.
+    pub auth: AuthSettings,
+    /// Tenant databases.
+    pub tenants: TenantsSettings,
+    /// The audit log.
+    pub audit: AuditSettings,
+}
+
+/// `[auth]`: JWTs.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// HS256 shared secret (empty: none).
+    pub jwt_secret: String,
+    /// File holding the HS256 secret.
+    pub jwt_secret_file: String,
+    /// PEM files with RS256 / ES256 public keys.
+    pub jwt_public_key_files: Vec<PathBuf>,
+}
+
+/// `[tenants]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TenantsSettings {
+    /// Tenant databases open at most.
+    pub max_open: usize,
+    /// Seconds before an unused tenant is closed.
+    pub idle_close_secs: u64,
+}
+
+/// `[audit]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Rotation size.
+    pub max_file_bytes: u64,
+    /// Old files kept.
+    pub keep_files: usize,
 }
 
 /// `[models]`: where embedding models live and where they run.
@@ -43,8 +81,14 @@ pub struct ServerSettings {
     pub grpc_addr: SocketAddr,
     /// Request body limit in bytes.
     pub body_limit_bytes: usize,
-    /// Required bearer token, when non-empty.
+    /// The bootstrap admin key, when non-empty.
     pub api_key: String,
+    /// File holding the admin key.
+    pub api_key_file: String,
+    /// PEM certificate chain for TLS.
+    pub tls_cert_file: String,
+    /// PEM private key for TLS.
+    pub tls_key_file: String,
     /// Hosts an `openai` RAG generator may call (`*`: any).
     pub generator_hosts: Vec<String>,
     /// Host names accepted in the Host header (empty: loopback names on a loopback address, else any).
@@ -116,8 +160,9 @@ impl Settings {
             merge(&mut table, user);
         }
         for (key, value) in env {
-            if key == "NAKSHA_API_KEY" {
-                merge(&mut table, toml::Table::from_iter([("server".into(), api_key_table(value))]));
+            if key == "NAKSHA_API_KEY" || key == "NAKSHA_API_KEY_FILE" {
+                let field = if key.ends_with("_FILE") { "api_key_file" } else { "api_key" };
+                merge(&mut table, toml::Table::from_iter([("server".into(), string_table(field, value))]));
                 continue;
             }
             let Some(rest) = key.strip_prefix("NAKSHA__") else { continue };
@@ -133,8 +178,10 @@ impl Settings {
             let inner = toml::Table::from_iter([(field.to_lowercase(), parsed)]);
             merge(&mut table, toml::Table::from_iter([(section.to_lowercase(), toml::Value::Table(inner))]));
         }
-        let s: Settings =
+        let mut s: Settings =
             toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| SettingsError::Invalid(e.to_string()))?;
+        read_secret(&mut s.server.api_key, &s.server.api_key_file, "server.api_key")?;
+        read_secret(&mut s.auth.jwt_secret, &s.auth.jwt_secret_file, "auth.jwt_secret")?;
         s.validate()?;
         Ok(s)
     }
@@ -157,6 +204,15 @@ impl Settings {
         if let Err(e) = self.models.device.parse::<naksha_query::embed::DeviceKind>() {
             return Err(SettingsError::Invalid(format!("models.device: {e}")));
         }
+        if self.server.tls_cert_file.is_empty() != self.server.tls_key_file.is_empty() {
+            return bad("server.tls_cert_file and server.tls_key_file go together");
+        }
+        if !self.auth.jwt_secret.is_empty() && self.auth.jwt_secret.len() < 32 {
+            return bad("auth.jwt_secret must be at least 32 bytes");
+        }
+        if self.tenants.max_open == 0 || self.tenants.idle_close_secs == 0 {
+            return bad("tenants.max_open and tenants.idle_close_secs must be positive");
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return bad("log.format must be \"text\" or \"json\"");
         }
@@ -164,8 +220,24 @@ impl Settings {
     }
 }
 
-fn api_key_table(v: String) -> toml::Value {
-    toml::Value::Table(toml::Table::from_iter([("api_key".into(), toml::Value::String(v))]))
+fn string_table(field: &str, v: String) -> toml::Value {
+    toml::Value::Table(toml::Table::from_iter([(field.into(), toml::Value::String(v))]))
+}
+
+/// Fill a secret from its `_file` setting (trailing newlines dropped); both set is an error.
+fn read_secret(value: &mut String, file: &str, name: &str) -> Result<(), SettingsError> {
+    if file.is_empty() {
+        return Ok(());
+    }
+    if !value.is_empty() {
+        return Err(SettingsError::Invalid(format!("{name} and {name}_file are both set; set one")));
+    }
+    let text = fs_err::read_to_string(file).map_err(|e| SettingsError::Read(PathBuf::from(file), e))?;
+    *value = text.trim_end_matches(['\n', '\r']).to_owned();
+    if value.is_empty() {
+        return Err(SettingsError::Invalid(format!("{name}_file {file} is empty")));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -191,6 +263,25 @@ mod tests {
         assert_eq!(s.storage.flush_points, 20);
         assert_eq!(s.storage.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(s.server.api_key, "s3cret");
+    }
+
+    #[test]
+    fn secrets_come_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("key");
+        fs_err::write(&f, "from-a-file\n").unwrap();
+        let path = f.display().to_string();
+        let s = Settings::load(None, [("NAKSHA_API_KEY_FILE".to_owned(), path.clone())]).unwrap();
+        assert_eq!(s.server.api_key, "from-a-file");
+        let secret = dir.path().join("jwt");
+        fs_err::write(&secret, "0123456789abcdef0123456789abcdef").unwrap();
+        let s =
+            Settings::load(None, [("NAKSHA__AUTH__JWT_SECRET_FILE".to_owned(), secret.display().to_string())]).unwrap();
+        assert_eq!(s.auth.jwt_secret.len(), 32);
+        let both = [("NAKSHA_API_KEY".to_owned(), "x".to_owned()), ("NAKSHA_API_KEY_FILE".to_owned(), path)];
+        assert!(Settings::load(None, both).unwrap_err().to_string().contains("both"));
+        let missing = [("NAKSHA_API_KEY_FILE".to_owned(), "/nonexistent/key".to_owned())];
+        assert!(Settings::load(None, missing).is_err());
     }
 
     #[test]

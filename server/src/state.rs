@@ -5,22 +5,19 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use naksha_query::Database;
-
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::tenancy::Tenancy;
 
 /// Shared by every handler.
 #[derive(Debug)]
 pub struct AppState {
-    /// Set once recovery has finished.
-    pub db: OnceLock<Arc<Database>>,
+    /// Set once recovery has finished: tenants, keys, their databases, the audit log.
+    pub tenancy: OnceLock<Arc<Tenancy>>,
     /// True once the database is open and every front end (gRPC health too) says so.
     pub ready: AtomicBool,
     /// Request metrics.
     pub metrics: Metrics,
-    /// Required bearer token (empty: none).
-    pub api_key: String,
     /// Body limit in bytes.
     pub body_limit: usize,
     /// Hosts an `openai` RAG generator may call.
@@ -30,9 +27,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The database, or 503 while recovery runs.
-    pub fn db(&self) -> Result<Arc<Database>, ApiError> {
-        self.db.get().cloned().ok_or_else(|| ApiError::unavailable("recovering; retry shortly"))
+    /// Tenancy (and through it every database), or 503 while recovery runs.
+    pub fn tenancy(&self) -> Result<Arc<Tenancy>, ApiError> {
+        self.tenancy.get().cloned().ok_or_else(|| ApiError::unavailable("recovering; retry shortly"))
     }
 }
 

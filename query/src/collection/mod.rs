@@ -505,7 +505,12 @@ impl Collection {
         Ok(n)
     }
 
-    /// Fetch a point by id.
+    /// Whether a live point has this id.
+    pub fn contains(&self, id: &PointId) -> bool {
+        self.inner.state.read().ids.contains_key(id)
+    }
+
+    /// The point with this id, if it exists.
     pub fn get(&self, id: &PointId) -> Result<Option<Record>> {
         let st = self.inner.state.read();
         let Some(&loc) = st.ids.get(id) else { return Ok(None) };

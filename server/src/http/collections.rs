@@ -7,6 +7,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use axum::Extension;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -14,6 +15,7 @@ use super::{blocking, json_response, parse_json, AppState};
 use crate::error::{ApiError, ErrorBody};
 use crate::ops::{self, config_json, CreateBody};
 use crate::schema;
+use crate::tenancy::Ctx;
 
 /// A collection and its stored configuration.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -87,13 +89,14 @@ pub struct Deleted {
               (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<Arc<Ctx>>,
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let db = state.db()?;
+    let db = ctx.db()?;
     let config = ops::collection_config(parse_json::<CreateBody>(body, state.body_limit)?, db.models())?;
     blocking(move || {
-        let (c, created) = ops::create_collection(&db, &name, config)?;
+        let (c, created) = ctx.create_collection(&name, config)?;
         let status = if created { StatusCode::CREATED } else { StatusCode::OK };
         Ok(json_response(status, &CollectionOut { name, config: config_json(c.config()) }))
     })
@@ -102,10 +105,15 @@ pub async fn create(
 
 /// List collections with their point counts.
 #[utoipa::path(get, path = "/v1/collections", tag = "collections", operation_id = "list_collections", responses((status = 200, body = CollectionList)))]
-pub async fn list(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let db = state.db()?;
+pub async fn list(Extension(ctx): Extension<Arc<Ctx>>) -> Result<Response, ApiError> {
+    let db = ctx.db()?;
     blocking(move || {
-        let collections = db.list().into_iter().map(|(name, points)| CollectionSummary { name, points }).collect();
+        let collections = db
+            .list()
+            .into_iter()
+            .filter(|(name, _)| ctx.visible(name))
+            .map(|(name, points)| CollectionSummary { name, points })
+            .collect();
         Ok(json_response(StatusCode::OK, &CollectionList { collections }))
     })
     .await
@@ -114,10 +122,9 @@ pub async fn list(State(state): State<Arc<AppState>>) -> Result<Response, ApiErr
 /// A collection's configuration and sizes.
 #[utoipa::path(get, path = "/v1/collections/{name}", tag = "collections", operation_id = "get_collection", params(("name" = String, Path)),
     responses((status = 200, body = CollectionDetails), (status = 404, body = ErrorBody)))]
-pub async fn info(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Response, ApiError> {
-    let db = state.db()?;
+pub async fn info(Extension(ctx): Extension<Arc<Ctx>>, Path(name): Path<String>) -> Result<Response, ApiError> {
     blocking(move || {
-        let c = db.collection(&name)?;
+        let c = ctx.collection(&name)?;
         let i = c.info();
         Ok(json_response(
             StatusCode::OK,
@@ -142,10 +149,10 @@ pub async fn info(State(state): State<Arc<AppState>>, Path(name): Path<String>) 
 /// Delete a collection and its data.
 #[utoipa::path(delete, path = "/v1/collections/{name}", tag = "collections", operation_id = "delete_collection", params(("name" = String, Path)),
     responses((status = 200, body = Deleted), (status = 404, body = ErrorBody)))]
-pub async fn delete(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Response, ApiError> {
-    let db = state.db()?;
+pub async fn delete(Extension(ctx): Extension<Arc<Ctx>>, Path(name): Path<String>) -> Result<Response, ApiError> {
     blocking(move || {
-        if db.delete_collection(&name)? {
+        ctx.collection(&name)?;
+        if ctx.db()?.delete_collection(&name)? {
             Ok(json_response(StatusCode::OK, &Deleted { deleted: true }))
         } else {
             Err(ApiError::not_found(format!("collection {name:?} not found")))

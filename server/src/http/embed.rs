@@ -8,11 +8,13 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use axum::Extension;
 use naksha_query::Document;
 use serde::{Deserialize, Serialize};
 
 use super::{blocking, json_response, parse_json, AppState};
 use crate::error::{ApiError, ErrorBody};
+use crate::tenancy::Ctx;
 use crate::{ops, schema};
 
 /// One installed model.
@@ -37,8 +39,8 @@ pub struct ModelList {
 
 /// The embedding models the server loaded at start-up.
 #[utoipa::path(get, path = "/v1/models", tag = "embeddings", operation_id = "list_models", responses((status = 200, body = ModelList)))]
-pub async fn models(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let db = state.db()?;
+pub async fn models(Extension(ctx): Extension<Arc<Ctx>>) -> Result<Response, ApiError> {
+    let db = ctx.db()?;
     let models = db
         .models()
         .list()
@@ -75,12 +77,12 @@ pub struct EmbedOut {
     responses((status = 200, body = EmbedOut), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn embed(
     State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<Arc<Ctx>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body: EmbedBody = parse_json(body, state.body_limit)?;
-    let db = state.db()?;
     blocking(move || {
-        let (dim, data) = ops::embed(db.models(), &body.model, &body.input)?;
+        let (dim, data) = ops::embed_for(&ctx, &body.model, &body.input)?;
         Ok(json_response(StatusCode::OK, &EmbedOut { model: body.model, dim, data }))
     })
     .await
@@ -115,13 +117,13 @@ pub struct DocumentsOut {
     responses((status = 200, body = DocumentsOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn upsert_documents(
     State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<Arc<Ctx>>,
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body: DocumentsBody = parse_json(body, state.body_limit)?;
-    let db = state.db()?;
     blocking(move || {
-        let w = db.collection(&name)?.upsert_documents(body.documents)?;
+        let w = ops::upsert_documents(&ctx, &name, body.documents)?;
         Ok(json_response(StatusCode::OK, &DocumentsOut { documents: w.documents, chunks: w.chunks, seq: w.seq }))
     })
     .await
@@ -142,13 +144,13 @@ pub struct DocumentIds {
     responses((status = 200, body = super::points::DeletedCount), (status = 400, body = ErrorBody)))]
 pub async fn delete_documents(
     State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<Arc<Ctx>>,
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body: DocumentIds = parse_json(body, state.body_limit)?;
-    let db = state.db()?;
     blocking(move || {
-        let deleted = db.collection(&name)?.delete_documents(&body.ids)?;
+        let deleted = ctx.collection(&name)?.delete_documents(&body.ids)?;
         Ok(json_response(StatusCode::OK, &super::points::DeletedCount { deleted }))
     })
     .await

@@ -8,6 +8,8 @@
 //! | `query.rs`       | `POST /v1/collections/{name}/query`                           |
 //! | `rag.rs`         | `POST /v1/collections/{name}/rag` (JSON or server-sent events) |
 //! | `embed.rs`       | `GET /v1/models`, `POST /v1/embed`, documents (chunked)       |
+//! | `tenants.rs`     | tenants, their keys, the audit log                            |
+//! | `access.rs`      | each route's operation name and [`crate::tenancy::Action`]     |
 //! | `guard.rs`       | Host/Origin/CORS, media type, URI and body-size checks        |
 //! | `serve.rs`       | the accept loop: connection cap, header and idle timeouts     |
 //!
@@ -17,6 +19,7 @@
 //! Engine calls block (fsync, search), so they run on tokio's blocking pool,
 //! never on the async workers.
 
+pub mod access;
 mod collections;
 mod embed;
 pub mod guard;
@@ -24,6 +27,7 @@ pub mod points;
 pub mod query;
 mod rag;
 pub mod serve;
+pub mod tenants;
 
 use std::any::Any;
 use std::sync::{Arc, OnceLock};
@@ -90,6 +94,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/collections/{name}/documents/delete", post(embed::delete_documents))
         .route("/v1/models", get(embed::models))
         .route("/v1/embed", post(embed::embed))
+        .route("/v1/tenants", get(tenants::list).post(tenants::create))
+        .route("/v1/tenants/{tenant}", get(tenants::info).patch(tenants::update).delete(tenants::delete))
+        .route("/v1/tenants/{tenant}/keys", get(tenants::list_keys).post(tenants::create_key))
+        .route("/v1/tenants/{tenant}/keys/{id}", axum::routing::delete(tenants::revoke_key))
+        .route("/v1/audit", get(tenants::audit))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
@@ -126,12 +135,38 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
     res
 }
 
-async fn auth(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    if let Err(e) = crate::auth::check(&state.api_key, given) {
-        return e.into_response();
-    }
-    next.run(req).await
+/// Authenticate, authorise (role, tenant, rate limits, collection scope; see
+/// [`crate::tenancy`]), hand the handler its [`crate::tenancy::Ctx`], and
+/// record audited outcomes.
+async fn auth(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    let tenancy = match state.tenancy() {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_default();
+    let access = match access::describe(&mut req, &route).await {
+        Ok(a) => a,
+        Err(e) => return e.into_response(),
+    };
+    let who = tenancy.authenticate(req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()));
+    let ctx = match blocking(move || tenancy.authorize(who, access)).await {
+        Ok(ctx) => Arc::new(ctx),
+        Err(e) => return e.into_response(),
+    };
+    req.extensions_mut().insert(ctx.clone());
+    let res = next.run(req).await;
+    let outcome = match res.status().is_success() {
+        true => Ok(()),
+        false => {
+            Err(res.extensions().get::<crate::error::Kind>().copied().unwrap_or_else(|| access::kind_of(res.status())))
+        }
+    };
+    let _ = blocking(move || {
+        ctx.finish(outcome);
+        Ok(())
+    })
+    .await;
+    res
 }
 
 /// 200 while the process runs.
@@ -145,7 +180,12 @@ async fn healthz() -> Response {
 /// WAL is read-only; `collections` then names them and says why.
 #[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "readyz", responses((status = 200, body = Status), (status = 503, body = ErrorBody)))]
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    let Some(db) = state.db.get().filter(|_| state.ready.load(std::sync::atomic::Ordering::Acquire)).cloned() else {
+    let Some(db) = state
+        .tenancy
+        .get()
+        .filter(|_| state.ready.load(std::sync::atomic::Ordering::Acquire))
+        .map(|t| t.pool.root().clone())
+    else {
         return ApiError::unavailable("recovering").into_response();
     };
     let unhealthy = tokio::task::spawn_blocking(move || {
@@ -174,7 +214,7 @@ async fn openapi() -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics", responses((status = 200, description = "Prometheus text", content_type = "text/plain")))]
 async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let s = state.clone();
-    let text = blocking(move || Ok(s.metrics.render(s.db.get().map(|d| d.as_ref())))).await?;
+    let text = blocking(move || Ok(s.metrics.render(s.tenancy.get().map(|t| t.as_ref())))).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
@@ -225,7 +265,7 @@ pub fn document() -> serde_json::Value {
     info(
         title = "Naksha HTTP API",
         version = "1",
-        description = "Vector search database: collections, points, queries, embeddings, documents."
+        description = "Vector search database: collections, points, queries, embeddings, documents, tenants and keys. Credentials: Authorization: Bearer <key or JWT>; an admin addresses a tenant with X-Naksha-Tenant."
     ),
     paths(
         healthz,
@@ -244,7 +284,16 @@ pub fn document() -> serde_json::Value {
         embed::models,
         embed::embed,
         embed::upsert_documents,
-        embed::delete_documents
+        embed::delete_documents,
+        tenants::create,
+        tenants::list,
+        tenants::info,
+        tenants::update,
+        tenants::delete,
+        tenants::create_key,
+        tenants::list_keys,
+        tenants::revoke_key,
+        tenants::audit
     )
 )]
 pub struct ApiDoc;
@@ -258,10 +307,9 @@ mod tests {
 
     fn state() -> Arc<AppState> {
         Arc::new(AppState {
-            db: OnceLock::new(),
+            tenancy: OnceLock::new(),
             ready: Default::default(),
             metrics: crate::metrics::Metrics::default(),
-            api_key: String::new(),
             body_limit: 1024,
             generator_hosts: Vec::new(),
             policy: guard::Policy::default(),

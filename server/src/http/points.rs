@@ -7,6 +7,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
+use axum::Extension;
 use naksha_query::{Point, PointId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -16,6 +17,7 @@ use crate::bounded::Bounded;
 use crate::error::{ApiError, ErrorBody};
 use crate::ops::DeleteBody;
 use crate::schema;
+use crate::tenancy::Ctx;
 
 /// A point to upsert.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -115,6 +117,7 @@ fn parse_points_in(content_type: Option<&str>, bytes: &[u8]) -> Result<Vec<Point
               (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn upsert(
     State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<Arc<Ctx>>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -122,11 +125,8 @@ pub async fn upsert(
     let bytes = body_bytes(body, state.body_limit)?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let points = parse_points(content_type, &bytes)?;
-    let db = state.db()?;
     blocking(move || {
-        let c = db.collection(&name)?;
-        let n = points.len();
-        let seq = c.upsert(points)?;
+        let (n, seq) = crate::ops::upsert_points(&ctx, &name, points)?;
         Ok(json_response(StatusCode::OK, &UpsertOut { upserted: n, seq }))
     })
     .await
@@ -164,7 +164,7 @@ pub struct IdQuery {
     params(("name" = String, Path), ("id" = String, Path, example = "1"), IdQuery),
     responses((status = 200, body = PointOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get(
-    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<Arc<Ctx>>,
     Path((name, id)): Path<(String, String)>,
     Query(q): Query<IdQuery>,
 ) -> Result<Response, ApiError> {
@@ -176,9 +176,8 @@ pub async fn get(
         ),
         Some(other) => return Err(ApiError::invalid(format!("id_type {other:?}: expected \"string\" or \"number\""))),
     };
-    let db = state.db()?;
     blocking(move || {
-        let c = db.collection(&name)?;
+        let c = ctx.collection(&name)?;
         match c.get(&id)? {
             Some(r) => {
                 let out = PointOut { id: r.id, vector: r.vector, payload: r.payload, text: r.text };
@@ -197,13 +196,13 @@ pub async fn get(
               (status = 503, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<Arc<Ctx>>,
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body: DeleteBody = parse_json(body, state.body_limit)?;
-    let db = state.db()?;
     blocking(move || {
-        let deleted = body.apply(&*db.collection(&name)?)?;
+        let deleted = body.apply(&*ctx.collection(&name)?)?;
         Ok(json_response(StatusCode::OK, &DeletedCount { deleted }))
     })
     .await

@@ -33,15 +33,15 @@ pub struct QueryOut {
               (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn query(
     State(state): State<Arc<AppState>>,
+    axum::Extension(ctx): axum::Extension<Arc<crate::tenancy::Ctx>>,
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let q: QueryBody = parse_json(body, state.body_limit)?;
     let req = q.into_request()?;
-    let db = state.db()?;
     blocking(move || {
-        let results = db.collection(&name)?.search(&req)?;
+        let results = crate::ops::search(&ctx, &name, &req)?;
         let took_ms = started.elapsed().as_secs_f64() * 1e3;
         Ok(json_response(StatusCode::OK, &QueryOut { results, took_ms }))
     })

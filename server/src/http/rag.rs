@@ -36,13 +36,16 @@ pub struct RagOut(RagAnswer);
               (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn rag(
     State(state): State<Arc<AppState>>,
+    axum::Extension(ctx): axum::Extension<Arc<crate::tenancy::Ctx>>,
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let b: RagBody = parse_json(body, state.body_limit)?;
     let stream = b.stream;
     let req = b.into_request(&state.generator_hosts)?;
-    let collection = state.db()?.collection(&name)?;
+    let collection = ctx.collection(&name)?;
+    let (c, question) = (collection.clone(), req.question.clone());
+    blocking(move || crate::ops::charge_query_text(&ctx, &c, Some(&question), true)).await?;
     if !stream {
         return blocking(move || Ok(json_response(StatusCode::OK, &RagOut(collection.rag(&req)?)))).await;
     }

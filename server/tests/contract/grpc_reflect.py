@@ -127,6 +127,25 @@ def main() -> None:
     assert info["points"] == "1", info
     assert call("DeleteCollection", {"name": "refl"})["deleted"] is True
 
+    # Tenants, keys and the audit log (the key given is the bootstrap admin key).
+    t = call("CreateTenant", {"name": "reflco", "quotas": {"max_points": "5", "requests_per_second": 50}})
+    assert t["quotas"]["max_points"] == "5", t
+    assert any(x["name"] == "reflco" for x in call("ListTenants", {})["tenants"])
+    t = call("UpdateTenant", {"name": "reflco", "quotas": {"max_points": "7"}})
+    assert t["quotas"] == {"max_points": "7"}, t
+    k = call("CreateKey", {"tenant": "reflco", "role": "ROLE_WRITER", "collections": ["docs"]})
+    assert k["key"].startswith("nk_") and k["info"]["role"] == "ROLE_WRITER", k
+    keys = call("ListKeys", {"tenant": "reflco"})["keys"]
+    assert [x["id"] for x in keys] == [k["info"]["id"]] and "key" not in keys[0], keys
+    details = call("GetTenant", {"name": "reflco"})
+    assert details["usage"].get("collections", "0") == "0", details
+    assert call("RevokeKey", {"tenant": "reflco", "id": k["info"]["id"]})["revoked"] is True
+    call("RevokeKey", {"tenant": "reflco", "id": k["info"]["id"]}, expect=grpc.StatusCode.NOT_FOUND)
+    audit = call("ListAudit", {"tenant": "reflco", "limit": 100})["entries"]
+    assert {"keys.create", "keys.revoke"} <= {e["action"] for e in audit}, audit
+    assert call("DeleteTenant", {"name": "reflco"})["deleted"] is True
+    call("GetTenant", {"name": "reflco"}, expect=grpc.StatusCode.NOT_FOUND)
+
     missing = set(methods) - set(called)
     assert not missing, f"methods not called: {missing}"
     print(f"called all {len(methods)} methods of {SERVICE} through reflection")

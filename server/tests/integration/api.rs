@@ -96,9 +96,10 @@ fn every_endpoint_end_to_end() {
         "{m}"
     );
     assert!(m.contains("naksha_http_request_duration_seconds_bucket{"));
-    assert!(m.contains("naksha_collection_points{collection=\"docs\"} 3"));
+    assert!(m.contains("naksha_collection_points{tenant=\"default\",collection=\"docs\"} 3"));
     assert!(
-        m.contains("naksha_collection_wal_bytes{collection=\"docs\"}") && m.contains("process_resident_memory_bytes")
+        m.contains("naksha_collection_wal_bytes{tenant=\"default\",collection=\"docs\"}")
+            && m.contains("process_resident_memory_bytes")
     );
     // Delete the collection.
     assert_eq!(s.send("DELETE", "/v1/collections/docs", "").1, json!({"deleted": true}));
@@ -390,11 +391,20 @@ fn openapi_document_covers_every_route() {
         ("/v1/collections/{name}/documents/delete", "post"),
         ("/v1/models", "get"),
         ("/v1/embed", "post"),
+        ("/v1/tenants", "get"),
+        ("/v1/tenants", "post"),
+        ("/v1/tenants/{tenant}", "get"),
+        ("/v1/tenants/{tenant}", "patch"),
+        ("/v1/tenants/{tenant}", "delete"),
+        ("/v1/tenants/{tenant}/keys", "get"),
+        ("/v1/tenants/{tenant}/keys", "post"),
+        ("/v1/tenants/{tenant}/keys/{id}", "delete"),
+        ("/v1/audit", "get"),
     ];
     for (path, method) in routes {
         assert!(doc["paths"][path][method].is_object(), "{method} {path} missing from /openapi.json");
     }
-    assert_eq!(doc["paths"].as_object().unwrap().len(), 15, "undocumented or stale paths");
+    assert_eq!(doc["paths"].as_object().unwrap().len(), 20, "undocumented or stale paths");
     let schemas = doc["components"]["schemas"].as_object().unwrap();
     for name in [
         "QueryBody",

@@ -149,6 +149,6 @@ fn a_reflection_client_lists_and_calls_every_grpc_method() {
     let target = s.grpc_url.trim_start_matches("http://").to_owned();
     let (ok, out) = run(Command::new(venv.join("bin/python")).arg(&script).arg(&target).arg("k3y"));
     assert!(ok, "grpc_reflect.py:\n{out}");
-    assert!(out.contains("called all 13 methods"), "{out}");
+    assert!(out.contains("called all 22 methods"), "{out}");
     drop(s.stop());
 }

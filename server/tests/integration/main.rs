@@ -12,3 +12,4 @@ mod grpc;
 mod hardening;
 mod rag;
 mod server;
+mod tenancy;

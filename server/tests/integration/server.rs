@@ -19,6 +19,30 @@ pub struct Server {
 
 impl Server {
     pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        Self::start_with(data_dir, env, |s| s.get("/readyz").0 == 200)
+    }
+
+    /// A server with TLS on (`env` names the files), ready once `/readyz`
+    /// answers over HTTPS with `ca` trusted (checked with curl).
+    pub fn start_tls(data_dir: &Path, env: &[(&str, &str)], ca: &Path) -> Server {
+        Self::start_with(data_dir, env, |s| {
+            let url = format!("{}/readyz", s.url.replace("http://", "https://"));
+            Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+                .arg(ca)
+                .arg(url)
+                .output()
+                .is_ok_and(|o| o.stdout == b"200")
+        })
+    }
+
+    /// Send a signal (`HUP`, `TERM`, ...).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
+    fn start_with(data_dir: &Path, env: &[(&str, &str)], ready: impl Fn(&Server) -> bool) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_naksha"));
         cmd.args(["serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
         cmd.env_remove("NAKSHA_API_KEY").env("RUST_LOG", "info").stderr(Stdio::piped()).stdout(Stdio::null());
@@ -48,7 +72,7 @@ impl Server {
         let grpc_url = format!("http://{grpc}");
         let key = env.iter().find(|(k, _)| *k == "NAKSHA_API_KEY").map(|(_, v)| v.to_string());
         let server = Server { child, client: Client::new(&url, key), url, grpc_url, logs: rx };
-        while server.get("/readyz").0 != 200 {
+        while !ready(&server) {
             assert!(Instant::now() < deadline, "server never became ready");
             std::thread::sleep(Duration::from_millis(20));
         }
