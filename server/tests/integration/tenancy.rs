@@ -861,6 +861,21 @@ fn tls_serves_both_apis_and_reloads_on_sighup() {
     let grpc_port = s.grpc_url.rsplit(':').next().unwrap().to_owned();
     let out = alpn(&grpc_port);
     assert!(out.contains("ALPN protocol: h2") && out.contains("Verify return code: 0"), "{out}");
+    // A real gRPC client over TLS (grpcio from the API tools): reflection lists the services.
+    let venv = std::env::var("NAKSHA_API_TOOLS_VENV").map(std::path::PathBuf::from).unwrap_or_else(|_| {
+        std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/naksha/venv-api-tools")
+    });
+    let script = "import sys, grpc\n\
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase\n\
+creds = grpc.ssl_channel_credentials(open(sys.argv[2], 'rb').read())\n\
+print(sorted(ProtoReflectionDescriptorDatabase(grpc.secure_channel(sys.argv[1], creds)).get_services()))\n";
+    let out = Command::new(venv.join("bin/python"))
+        .args(["-c", script, &format!("localhost:{grpc_port}")])
+        .arg(certs.join("one.pem"))
+        .output()
+        .expect("the API tools' python (scripts/install-api-tools.sh)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && text.contains("naksha.v1.Naksha"), "gRPC over TLS: {text}");
     fs_err::copy(certs.join("two.pem"), &cert).unwrap();
     fs_err::copy(certs.join("two.key"), &key).unwrap();
     s.signal("HUP");
