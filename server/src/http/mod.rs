@@ -149,7 +149,13 @@ async fn auth(State(state): State<Arc<AppState>>, mut req: Request, next: Next) 
         Err(e) => return e.into_response(),
     };
     let who = tenancy.authenticate(req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()));
-    let ctx = match blocking(move || tenancy.authorize(who, access)).await {
+    // Most requests are decided at once; a refusal (audited, fsynced), a
+    // rate limit that may refuse, or a tenant to open goes to the blocking pool.
+    let decided = match tenancy.decides_without_blocking(&who, &access) {
+        true => tenancy.authorize(who, access),
+        false => blocking(move || tenancy.authorize(who, access)).await,
+    };
+    let ctx = match decided {
         Ok(ctx) => Arc::new(ctx),
         Err(e) => return e.into_response(),
     };
@@ -161,11 +167,13 @@ async fn auth(State(state): State<Arc<AppState>>, mut req: Request, next: Next) 
             Err(res.extensions().get::<crate::error::Kind>().copied().unwrap_or_else(|| access::kind_of(res.status())))
         }
     };
-    let _ = blocking(move || {
-        ctx.finish(outcome);
-        Ok(())
-    })
-    .await;
+    if ctx.audited() {
+        let _ = blocking(move || {
+            ctx.finish(outcome);
+            Ok(())
+        })
+        .await;
+    }
     res
 }
 

@@ -330,26 +330,9 @@ impl Tenancy {
             self.record_failure(Some(&p), tenant, &a, outcome, &e);
             Err(e)
         };
-        if !p.role.allows(a.action) {
-            let e = ApiError::denied(format!("a {} key may not {}", p.role.as_str(), a.op));
-            return fail(Some(&p.tenant), e);
-        }
-        let tenant = match (a.tenant_path.as_deref(), a.tenant_header.as_deref()) {
-            (Some(t), _) if p.role == Role::Admin => t.to_owned(),
-            // Another tenant's keys and info look exactly like a missing tenant's.
-            (Some(t), _) if t != p.tenant => return fail(Some(&p.tenant), registry::tenant_not_found(t)),
-            (Some(t), _) => t.to_owned(),
-            (None, Some(h)) if p.role == Role::Admin => {
-                if !self.exists(h) {
-                    return fail(Some(h), registry::tenant_not_found(h));
-                }
-                h.to_owned()
-            }
-            (None, Some(h)) if h != p.tenant => {
-                let e = ApiError::denied(format!("only admin keys choose a tenant with {TENANT_HEADER}"));
-                return fail(Some(&p.tenant), e);
-            }
-            (None, _) => p.tenant.clone(),
+        let tenant = match self.resolve(&p, &a) {
+            Ok(t) => t,
+            Err((tenant, e)) => return fail(Some(&tenant), e),
         };
         let quotas = self.registry.tenant(&tenant).map(|t| t.quotas).unwrap_or_default();
         if p.role != Role::Admin {
@@ -364,11 +347,6 @@ impl Tenancy {
             if let Err(e) = limited {
                 self.limits.count(&tenant, |c| c.rate_limited += 1);
                 return fail(Some(&tenant), e);
-            }
-        }
-        if let Some(c) = &a.collection {
-            if !p.may_use(c) {
-                return fail(Some(&tenant), ApiError::denied(format!("this key may not use collection {c:?}")));
             }
         }
         let db = match a.action {
@@ -391,6 +369,51 @@ impl Tenancy {
             resource: a.resource.clone(),
             client: a.client.clone(),
         })
+    }
+
+    /// The role check, the tenant a request addresses and the collection
+    /// scope; on refusal, the tenant to audit it under and the error.
+    fn resolve(&self, p: &Principal, a: &Access) -> Result<String, (String, ApiError)> {
+        if !p.role.allows(a.action) {
+            return Err((p.tenant.clone(), ApiError::denied(format!("a {} key may not {}", p.role.as_str(), a.op))));
+        }
+        let tenant = match (a.tenant_path.as_deref(), a.tenant_header.as_deref()) {
+            (Some(t), _) if p.role == Role::Admin => t.to_owned(),
+            // Another tenant's keys and info look exactly like a missing tenant's.
+            (Some(t), _) if t != p.tenant => return Err((p.tenant.clone(), registry::tenant_not_found(t))),
+            (Some(t), _) => t.to_owned(),
+            (None, Some(h)) if p.role == Role::Admin => {
+                if !self.exists(h) {
+                    return Err((h.to_owned(), registry::tenant_not_found(h)));
+                }
+                h.to_owned()
+            }
+            (None, Some(h)) if h != p.tenant => {
+                let e = ApiError::denied(format!("only admin keys choose a tenant with {TENANT_HEADER}"));
+                return Err((p.tenant.clone(), e));
+            }
+            (None, _) => p.tenant.clone(),
+        };
+        if let Some(c) = &a.collection {
+            if !p.may_use(c) {
+                return Err((tenant, ApiError::denied(format!("this key may not use collection {c:?}"))));
+            }
+        }
+        Ok(tenant)
+    }
+
+    /// Whether [`Self::authorize`] would succeed without blocking: no refusal
+    /// to audit, no rate limit that could refuse, and the tenant's database
+    /// (when the action needs it) already open. The HTTP layer then calls it
+    /// on the async worker instead of the blocking pool.
+    pub fn decides_without_blocking(&self, who: &Result<Principal, ApiError>, a: &Access) -> bool {
+        let Ok(p) = who else { return false };
+        let Ok(tenant) = self.resolve(p, a) else { return false };
+        let unlimited = p.role == Role::Admin
+            || (p.requests_per_second.is_none()
+                && self.registry.tenant(&tenant).is_none_or(|t| t.quotas.requests_per_second.is_none()));
+        let needs_db = matches!(a.action, Action::Read | Action::Write | Action::Manage);
+        unlimited && (!needs_db || self.pool.is_open(&tenant))
     }
 
     fn record_failure(&self, p: Option<&Principal>, tenant: Option<&str>, a: &Access, outcome: &str, e: &ApiError) {
@@ -589,9 +612,16 @@ impl Ctx {
         Ok(())
     }
 
+    /// Whether [`Self::finish`] writes an audit entry: for audited actions,
+    /// when authentication is on (with it off there is no identity to record,
+    /// and single-user writes stay as fast as before tenancy).
+    pub fn audited(&self) -> bool {
+        self.action.audited() && !self.tenancy.auth_off()
+    }
+
     /// Record the outcome of an audited action (`Err`: the API code).
     pub fn finish(&self, result: Result<(), Kind>) {
-        if !self.action.audited() {
+        if !self.audited() {
             return;
         }
         self.tenancy.write_audit(AuditEntry {

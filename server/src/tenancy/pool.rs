@@ -93,6 +93,16 @@ impl Pool {
         Ok(db)
     }
 
+    /// Whether the tenant's database is open now (never blocks: a tenant being
+    /// opened or closed counts as not open).
+    pub fn is_open(&self, name: &str) -> bool {
+        if name == DEFAULT_TENANT {
+            return true;
+        }
+        let slot = self.slots.lock().get(name).cloned();
+        slot.is_some_and(|s| s.db.try_lock().is_some_and(|g| g.is_some()))
+    }
+
     /// Number of open tenant databases (not counting the default tenant).
     pub fn open_count(&self) -> usize {
         self.slots.lock().values().filter(|s| s.db.lock().is_some()).count()

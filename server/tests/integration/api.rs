@@ -97,6 +97,9 @@ fn every_endpoint_end_to_end() {
     );
     assert!(m.contains("naksha_http_request_duration_seconds_bucket{"));
     assert!(m.contains("naksha_collection_points{tenant=\"default\",collection=\"docs\"} 3"));
+    // Without authentication there is no identity to audit: writes leave no entries (and cost no extra fsync).
+    let (st, v) = s.get("/v1/audit");
+    assert_eq!((st, v["entries"].as_array().map(Vec::len)), (200, Some(0)), "{v}");
     assert!(
         m.contains("naksha_collection_wal_bytes{tenant=\"default\",collection=\"docs\"}")
             && m.contains("process_resident_memory_bytes")
