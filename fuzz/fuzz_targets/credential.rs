@@ -21,18 +21,7 @@ fn fixture() -> &'static Fixture {
         let dir = tempfile::tempdir().unwrap();
         let registry = Registry::open(dir.path()).unwrap();
         registry.create_tenant("acme", Quotas::default()).unwrap();
-        let key = Key {
-            id: String::new(),
-            tenant: "acme".into(),
-            role: Role::Reader,
-            collections: None,
-            hash: String::new(),
-            created_at: 0,
-            expires_at: None,
-            requests_per_second: None,
-            last_used: None,
-        };
-        registry.create_key(key).unwrap();
+        registry.create_key(Key::new("acme", Role::Reader)).unwrap();
         let verifier = jwt::Verifier::new("a-fuzzing-secret-of-at-least-32-bytes", &[]).unwrap().unwrap();
         Fixture { registry, verifier, _dir: dir }
     })

@@ -312,15 +312,10 @@ pub fn new_key(ctx: &Ctx, tenant: &str, b: KeyBody) -> Result<Key, ApiError> {
         return Err(ApiError::invalid("requests_per_second must be a positive number or null"));
     }
     Ok(Key {
-        id: String::new(),
-        tenant: tenant.to_owned(),
-        role: b.role,
         collections: b.collections,
-        hash: String::new(),
-        created_at: 0,
         expires_at,
         requests_per_second: b.requests_per_second,
-        last_used: None,
+        ..Key::new(tenant, b.role)
     })
 }
 

@@ -77,6 +77,22 @@ pub struct Key {
 }
 
 impl Key {
+    /// A key of `tenant` with `role` and no limits, to pass to [`Registry::create_key`]
+    /// (which fills in the id, hash and creation time).
+    pub fn new(tenant: &str, role: Role) -> Self {
+        Self {
+            id: String::new(),
+            tenant: tenant.to_owned(),
+            role,
+            collections: None,
+            hash: String::new(),
+            created_at: 0,
+            expires_at: None,
+            requests_per_second: None,
+            last_used: None,
+        }
+    }
+
     /// `nk_{id}`: enough to recognise a key in a list, useless to authenticate.
     pub fn prefix(&self) -> String {
         format!("{KEY_PREFIX}{}", self.id)
@@ -377,20 +393,6 @@ pub fn tenant_not_found(name: &str) -> ApiError {
 mod tests {
     use super::*;
 
-    fn key(tenant: &str, role: Role) -> Key {
-        Key {
-            id: String::new(),
-            tenant: tenant.into(),
-            role,
-            collections: None,
-            hash: String::new(),
-            created_at: 0,
-            expires_at: None,
-            requests_per_second: None,
-            last_used: None,
-        }
-    }
-
     #[test]
     fn tenants_and_keys_survive_reopen_and_revocations_stick() {
         let dir = tempfile::tempdir().unwrap();
@@ -401,9 +403,9 @@ mod tests {
             r.create_tenant("beta", Quotas::default()).unwrap();
             assert_eq!(r.create_tenant("acme", Quotas::default()).unwrap_err().kind, Kind::AlreadyExists);
             assert_eq!(r.create_tenant("default", Quotas::default()).unwrap_err().kind, Kind::InvalidArgument);
-            kept = r.create_key(key("acme", Role::Writer)).unwrap();
-            gone = r.create_key(key("acme", Role::Reader)).unwrap();
-            r.create_key(key("beta", Role::Reader)).unwrap();
+            kept = r.create_key(Key::new("acme", Role::Writer)).unwrap();
+            gone = r.create_key(Key::new("acme", Role::Reader)).unwrap();
+            r.create_key(Key::new("beta", Role::Reader)).unwrap();
             assert_eq!(r.find(&kept.1).unwrap().id, kept.0.id);
             assert!(r.revoke("acme", &gone.0.id).unwrap());
             assert!(r.find(&gone.1).is_none());
