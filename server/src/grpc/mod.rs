@@ -379,16 +379,10 @@ impl Naksha for NakshaService {
         let ctx = self.ctx(&req, "GetTenant", Self::tenant(&req.get_ref().name)).await?;
         let name = req.into_inner().name;
         self.run(ctx, move |ctx| {
-            let t = ctx.tenancy();
-            let tenant = match t.registry.tenant(&name) {
-                Some(tenant) => tenants::tenant_to_pb(tenant),
-                None if name == crate::tenancy::registry::DEFAULT_TENANT => {
-                    pb::Tenant { name: name.clone(), quotas: Some(pb::Quotas::default()), created_at: String::new() }
-                }
-                None => return Err(crate::tenancy::registry::tenant_not_found(&name)),
-            };
-            let usage = tenants::usage_to_pb(t.usage(&name)?, t.limits.counters(&name));
-            Ok(pb::TenantDetails { tenant: Some(tenant), usage: Some(usage) })
+            let (quotas, created_at, usage, counters) = ctx.tenancy().details(&name)?;
+            let created_at = created_at.map(crate::tenancy::clock::format).unwrap_or_default();
+            let tenant = pb::Tenant { name, quotas: Some(tenants::quotas_to_pb(quotas)), created_at };
+            Ok(pb::TenantDetails { tenant: Some(tenant), usage: Some(tenants::usage_to_pb(usage, counters)) })
         })
         .await
     }
@@ -409,14 +403,9 @@ impl Naksha for NakshaService {
     ) -> Result<Response<pb::DeleteTenantResponse>, Status> {
         let ctx = self.ctx(&req, "DeleteTenant", Self::tenant(&req.get_ref().name)).await?;
         let name = req.into_inner().name;
-        self.run(ctx, move |ctx| {
-            if name == crate::tenancy::registry::DEFAULT_TENANT {
-                return Err(ApiError::invalid("the built-in default tenant cannot be deleted"));
-            }
-            match ctx.tenancy().delete_tenant(&name)? {
-                true => Ok(pb::DeleteTenantResponse { deleted: true }),
-                false => Err(crate::tenancy::registry::tenant_not_found(&name)),
-            }
+        self.run(ctx, move |ctx| match ctx.tenancy().delete_tenant(&name)? {
+            true => Ok(pb::DeleteTenantResponse { deleted: true }),
+            false => Err(crate::tenancy::registry::tenant_not_found(&name)),
         })
         .await
     }
@@ -442,11 +431,9 @@ impl Naksha for NakshaService {
         let ctx = self.ctx(&req, "ListKeys", Self::tenant(&req.get_ref().tenant)).await?;
         let tenant = req.into_inner().tenant;
         self.run(ctx, move |ctx| {
-            let t = ctx.tenancy();
-            if !t.exists(&tenant) {
-                return Err(crate::tenancy::registry::tenant_not_found(&tenant));
-            }
-            Ok(pb::ListKeysResponse { keys: t.registry.keys(&tenant).into_iter().map(tenants::key_to_pb).collect() })
+            Ok(pb::ListKeysResponse {
+                keys: ctx.tenancy().keys(&tenant)?.into_iter().map(tenants::key_to_pb).collect(),
+            })
         })
         .await
     }

@@ -17,7 +17,7 @@ use super::{blocking, json_response, parse_json, AppState};
 use crate::error::{ApiError, ErrorBody};
 use crate::tenancy::audit::{AuditEntry, AuditQuery};
 use crate::tenancy::limits::Counters;
-use crate::tenancy::registry::{self, Key, Tenant, DEFAULT_TENANT};
+use crate::tenancy::registry::{self, Key, Tenant};
 use crate::tenancy::{clock, Ctx, Quotas, Role, Usage};
 
 /// A new tenant.
@@ -217,14 +217,8 @@ pub async fn list(Extension(ctx): Extension<Arc<Ctx>>) -> Result<Response, ApiEr
     responses((status = 200, body = TenantDetails), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn info(Extension(ctx): Extension<Arc<Ctx>>, Path(tenant): Path<String>) -> Result<Response, ApiError> {
     blocking(move || {
-        let t = ctx.tenancy();
-        let (quotas, created_at) = match t.registry.tenant(&tenant) {
-            Some(r) => (r.quotas, Some(clock::format(r.created_at))),
-            None if tenant == DEFAULT_TENANT => (Quotas::default(), None),
-            None => return Err(registry::tenant_not_found(&tenant)),
-        };
-        let usage = t.usage(&tenant)?;
-        let counters = t.limits.counters(&tenant);
+        let (quotas, created_at, usage, counters) = ctx.tenancy().details(&tenant)?;
+        let created_at = created_at.map(clock::format);
         Ok(json_response(StatusCode::OK, &TenantDetails { name: tenant, quotas, created_at, usage, counters }))
     })
     .await
@@ -264,9 +258,6 @@ pub fn patch_quotas(current: &Quotas, patch: serde_json::Map<String, Value>) -> 
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}", tag = "tenants", operation_id = "delete_tenant", params(("tenant" = String, Path)),
     responses((status = 200, body = super::collections::Deleted), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(Extension(ctx): Extension<Arc<Ctx>>, Path(tenant): Path<String>) -> Result<Response, ApiError> {
-    if tenant == DEFAULT_TENANT {
-        return Err(ApiError::invalid("the built-in default tenant cannot be deleted"));
-    }
     blocking(move || match ctx.tenancy().delete_tenant(&tenant)? {
         true => Ok(json_response(StatusCode::OK, &super::collections::Deleted { deleted: true })),
         false => Err(registry::tenant_not_found(&tenant)),
@@ -343,11 +334,7 @@ pub async fn create_key(
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/keys", tag = "tenants", operation_id = "list_keys", params(("tenant" = String, Path)),
     responses((status = 200, body = KeyList), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list_keys(Extension(ctx): Extension<Arc<Ctx>>, Path(tenant): Path<String>) -> Result<Response, ApiError> {
-    let t = ctx.tenancy();
-    if !t.exists(&tenant) {
-        return Err(registry::tenant_not_found(&tenant));
-    }
-    let keys = t.registry.keys(&tenant).into_iter().map(key_out).collect();
+    let keys = ctx.tenancy().keys(&tenant)?.into_iter().map(key_out).collect();
     Ok(json_response(StatusCode::OK, &KeyList { keys }))
 }
 

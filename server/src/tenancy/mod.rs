@@ -460,8 +460,31 @@ impl Tenancy {
         self.registry.create_tenant(name, quotas)
     }
 
+    /// A tenant's quotas and creation time (none for the built-in default
+    /// tenant), usage and counters; 404 for no such tenant.
+    pub fn details(&self, name: &str) -> Result<(Quotas, Option<i64>, Usage, limits::Counters), ApiError> {
+        let (quotas, created_at) = match self.registry.tenant(name) {
+            Some(t) => (t.quotas, Some(t.created_at)),
+            None if name == DEFAULT_TENANT => (Quotas::default(), None),
+            None => return Err(registry::tenant_not_found(name)),
+        };
+        Ok((quotas, created_at, self.usage(name)?, self.limits.counters(name)))
+    }
+
+    /// A tenant's keys; 404 for no such tenant.
+    pub fn keys(&self, tenant: &str) -> Result<Vec<registry::Key>, ApiError> {
+        if !self.exists(tenant) {
+            return Err(registry::tenant_not_found(tenant));
+        }
+        Ok(self.registry.keys(tenant))
+    }
+
     /// Delete a tenant: its keys stop working at once, then its collections go.
+    /// The built-in default tenant cannot be deleted.
     pub fn delete_tenant(&self, name: &str) -> Result<bool, ApiError> {
+        if name == DEFAULT_TENANT {
+            return Err(ApiError::invalid("the built-in default tenant cannot be deleted"));
+        }
         if !self.registry.delete_tenant(name)? {
             return Ok(false);
         }

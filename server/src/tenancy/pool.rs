@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,13 +35,22 @@ pub struct Pool {
     options: EngineOptions,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     max_open: usize,
+    /// Slots holding a database (changed only with that slot's lock held).
+    open: AtomicUsize,
 }
 
 impl Pool {
     /// A pool over `root` (the default tenant) keeping at most `max_open` other tenants open.
     pub fn new(root: Arc<Database>, options: EngineOptions, max_open: usize) -> Self {
         let dir = root.dir().join("tenants");
-        Self { dir, root, options, slots: Mutex::new(HashMap::new()), max_open: max_open.max(1) }
+        Self {
+            dir,
+            root,
+            options,
+            slots: Mutex::new(HashMap::new()),
+            max_open: max_open.max(1),
+            open: AtomicUsize::new(0),
+        }
     }
 
     /// The default tenant's database.
@@ -86,9 +95,11 @@ impl Pool {
         }
         let db = Arc::new(Database::open_with(self.tenant_dir(name), self.options.clone())?);
         *g = Some(db.clone());
+        self.open.fetch_add(1, Ordering::Relaxed);
         drop(g);
-        if self.open_count() > self.max_open {
-            self.close_where(|_, _| true, self.open_count() - self.max_open);
+        let open = self.open_count();
+        if open > self.max_open {
+            self.close_where(|_, _| true, open - self.max_open);
         }
         Ok(db)
     }
@@ -105,7 +116,7 @@ impl Pool {
 
     /// Number of open tenant databases (not counting the default tenant).
     pub fn open_count(&self) -> usize {
-        self.slots.lock().values().filter(|s| s.db.lock().is_some()).count()
+        self.open.load(Ordering::Relaxed)
     }
 
     /// Open tenants' databases.
@@ -141,6 +152,7 @@ impl Pool {
                 // Closed while the slot is held: a request for this tenant waits for the
                 // close instead of finding the old database's lock still taken.
                 drop(g.take());
+                self.open.fetch_sub(1, Ordering::Relaxed);
                 drop(g);
                 tracing::debug!(tenant = %name, "closed an idle tenant");
                 closed += 1;
@@ -159,7 +171,9 @@ impl Pool {
             while g.as_ref().is_some_and(|db| !idle(db)) && std::time::Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(5));
             }
-            drop(g.take());
+            if g.take().is_some() {
+                self.open.fetch_sub(1, Ordering::Relaxed);
+            }
         }
         let dir = self.tenant_dir(name);
         if dir.exists() {
