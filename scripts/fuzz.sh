@@ -23,7 +23,7 @@ seconds="${1:-10}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(wal_record section_file manifest filter text_query request_json credential)
+  targets=(wal_record section_file manifest filter text_query request_json credential ingest_input)
 fi
 # Its own target dir: instrumented release builds share nothing with the tests'.
 export CARGO_TARGET_DIR="${NAKSHA_FUZZ_TARGET_DIR:-${HOME}/.cache/naksha-fuzz-target}"

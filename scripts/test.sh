@@ -11,4 +11,6 @@ export NAKSHA_MODELS_DIR="${NAKSHA_MODELS_DIR:-${HOME}/.cache/naksha/models}"
 # The API contract tools (PyPI): schemathesis, openapi-spec-validator, a gRPC reflection client.
 export NAKSHA_API_TOOLS_VENV="${NAKSHA_API_TOOLS_VENV:-${HOME}/.cache/naksha/venv-api-tools}"
 ./scripts/install-api-tools.sh "$NAKSHA_API_TOOLS_VENV"
+# Real services for the ingestion tests: Postgres binaries (Debian) and an S3-compatible server (moto, PyPI).
+while IFS='=' read -r k v; do export "$k=$v"; done < <(./scripts/install-test-services.sh)
 cargo test --workspace --locked "$@"

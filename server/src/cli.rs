@@ -469,3 +469,143 @@ pub fn keys(client: &Client, action: KeysAction) -> Result<()> {
     };
     print_json(&v)
 }
+
+/// `naksha jobs ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum JobsAction {
+    /// Start a job from a YAML or JSON file, or inline JSON with --json.
+    Create {
+        /// The job body (YAML or JSON).
+        #[arg(value_name = "FILE.yaml", required_unless_present = "json")]
+        file: Option<std::path::PathBuf>,
+        /// The job body as inline JSON.
+        #[arg(long, conflicts_with = "file")]
+        json: Option<String>,
+        /// Follow it with a progress bar until it ends.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// List the tenant's jobs.
+    List,
+    /// Show one job.
+    Get {
+        /// Job id.
+        id: String,
+    },
+    /// Cancel a queued or running job.
+    Cancel {
+        /// Job id.
+        id: String,
+    },
+    /// Follow a job with a live progress bar until it ends (sync jobs: until Ctrl-C).
+    Watch {
+        /// Job id.
+        id: String,
+    },
+}
+
+/// A job body from YAML or JSON text, as JSON.
+pub fn job_body(text: &str) -> Result<Value> {
+    if let Ok(v) = serde_json::from_str::<Value>(text) {
+        return Ok(v);
+    }
+    serde_norway::from_str::<Value>(text).context("the job body is neither JSON nor YAML")
+}
+
+/// Run a `jobs` command.
+pub fn jobs(client: &Client, action: JobsAction) -> Result<()> {
+    let v = match action {
+        JobsAction::Create { file, json, watch: follow } => {
+            let text = match (file, json) {
+                (Some(f), _) => fs_err::read_to_string(f)?,
+                (None, Some(j)) => j,
+                (None, None) => bail!("give FILE.yaml or --json"),
+            };
+            let body = job_body(&text)?;
+            let v = client.ok("POST", "/v1/jobs", Some(("application/json", body.to_string())))?;
+            if follow {
+                eprintln!("job {}", v["id"].as_str().unwrap_or(""));
+                return watch(client, v["id"].as_str().unwrap_or_default());
+            }
+            v
+        }
+        JobsAction::List => {
+            let v = client.ok("GET", "/v1/jobs", None)?;
+            for j in v["jobs"].as_array().into_iter().flatten() {
+                let p = &j["progress"];
+                println!(
+                    "{}\t{}\t{}\t{}\tread={}\twritten={}\tfailed={}",
+                    j["id"].as_str().unwrap_or(""),
+                    j["status"].as_str().unwrap_or(""),
+                    j["source"].as_str().unwrap_or(""),
+                    j["collection"].as_str().unwrap_or(""),
+                    p["read"],
+                    p["written"],
+                    p["failed"]
+                );
+            }
+            return Ok(());
+        }
+        JobsAction::Get { id } => client.ok("GET", &format!("/v1/jobs/{id}"), None)?,
+        JobsAction::Cancel { id } => client.ok("DELETE", &format!("/v1/jobs/{id}"), None)?,
+        JobsAction::Watch { id } => return watch(client, &id),
+    };
+    print_json(&v)
+}
+
+/// Poll a job, drawing its progress (a bar when the total is known, a spinner otherwise), until it ends.
+fn watch(client: &Client, id: &str) -> Result<()> {
+    let bar = ProgressBar::new(0);
+    let mut sized = false;
+    loop {
+        let v = client.ok("GET", &format!("/v1/jobs/{id}"), None)?;
+        let p = &v["progress"];
+        let n = |k: &str| p[k].as_u64().unwrap_or(0);
+        let (total, done) = match (p["total_bytes"].as_u64(), p["total_items"].as_u64()) {
+            (Some(t), _) if n("bytes") > 0 => (Some(t), n("bytes")),
+            (_, Some(t)) => (Some(t), n("read")),
+            _ => (None, n("read")),
+        };
+        if let (Some(t), false) = (total, sized) {
+            bar.set_length(t);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:40} {percent:>3}% {msg} (eta {eta})")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            sized = true;
+        } else if total.is_none() && !sized {
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+        }
+        bar.set_position(done);
+        let lag = match v["lag"]["seconds"].as_f64() {
+            Some(s) => format!(" lag={s:.1}s"),
+            None => String::new(),
+        };
+        bar.set_message(format!(
+            "{} read={} written={} failed={} {:.0} points/s{lag}",
+            v["status"].as_str().unwrap_or(""),
+            n("read"),
+            n("written"),
+            n("failed"),
+            p["rate"].as_f64().unwrap_or(0.0)
+        ));
+        bar.tick();
+        let status = v["status"].as_str().unwrap_or("");
+        if matches!(status, "succeeded" | "failed" | "cancelled") {
+            bar.finish();
+            if let Some(e) = v["error"].as_str() {
+                eprintln!("error: {e}");
+            }
+            for e in v["errors"].as_array().into_iter().flatten().take(5) {
+                eprintln!("item {}: {}", e["item"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or(""));
+            }
+            if status != "succeeded" {
+                bail!("job {id} {status}");
+            }
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}

@@ -42,11 +42,13 @@ pub enum Kind {
     RateLimited,
     /// A tenant's size quota (collections, points, disk bytes) would be exceeded.
     QuotaExceeded,
+    /// The resource's state does not allow this (cancelling a finished job).
+    Conflict,
 }
 
 impl Kind {
     /// Every kind, for documentation.
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 17] = [
         Kind::InvalidArgument,
         Kind::Unauthenticated,
         Kind::PermissionDenied,
@@ -63,6 +65,7 @@ impl Kind {
         Kind::BadGateway,
         Kind::RateLimited,
         Kind::QuotaExceeded,
+        Kind::Conflict,
     ];
 
     /// The API's snake_case code.
@@ -84,6 +87,7 @@ impl Kind {
             Kind::BadGateway => "bad_gateway",
             Kind::RateLimited => "rate_limited",
             Kind::QuotaExceeded => "quota_exceeded",
+            Kind::Conflict => "conflict",
         }
     }
 
@@ -106,6 +110,7 @@ impl Kind {
             Kind::BadGateway => StatusCode::BAD_GATEWAY,
             Kind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Kind::QuotaExceeded => StatusCode::FORBIDDEN,
+            Kind::Conflict => StatusCode::CONFLICT,
         }
     }
 
@@ -125,6 +130,7 @@ impl Kind {
             Kind::Unavailable => tonic::Code::Unavailable,
             Kind::BadGateway => tonic::Code::Unavailable,
             Kind::RateLimited | Kind::QuotaExceeded => tonic::Code::ResourceExhausted,
+            Kind::Conflict => tonic::Code::FailedPrecondition,
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod error;
 pub mod grpc;
 pub mod http;
+pub mod jobs;
 pub mod metrics;
 pub mod ops;
 pub mod schema;
@@ -53,6 +54,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()> + Send +
         body_limit: settings.server.body_limit_bytes,
         generator_hosts: settings.server.generator_hosts.clone(),
         policy: http::guard::Policy::new(addr, &settings.server),
+        jobs: OnceLock::new(),
     });
     let options = EngineOptions {
         flush_points: settings.storage.flush_points,
@@ -66,7 +68,14 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()> + Send +
     let (reporter, health) = grpc::health().await;
     let (models_dir, device) = (settings.models.dir.clone(), settings.models.device.clone());
     let tenancy_options = tenancy_options(&settings)?;
-    let recovered = tokio::task::spawn_blocking(move || -> anyhow::Result<Tenancy> {
+    let jobs_options = naksha_ingest::Options {
+        dir: settings.storage.data_dir.join("jobs"),
+        import_dirs: settings.jobs.import_dirs.clone(),
+        max_concurrent: settings.jobs.max_concurrent,
+        keep_finished: settings.jobs.keep_finished,
+        retry_backoff: Duration::from_millis(settings.jobs.retry_backoff_ms),
+    };
+    let recovered = tokio::task::spawn_blocking(move || -> anyhow::Result<(Arc<Tenancy>, naksha_ingest::Jobs)> {
         let device = device.parse()?;
         let models = naksha_query::embed::Models::open(&models_dir, device)
             .with_context(|| format!("cannot load embedding models from {}", models_dir.display()))?;
@@ -74,14 +83,19 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()> + Send +
         let options = EngineOptions { models, ..options };
         let db = Database::open_with(&dir, options.clone())
             .with_context(|| format!("cannot open data directory {}", dir.display()))?;
-        Tenancy::open(Arc::new(db), options, tenancy_options).map_err(anyhow::Error::msg)
+        let tenancy = Arc::new(Tenancy::open(Arc::new(db), options, tenancy_options).map_err(anyhow::Error::msg)?);
+        let sinks = Arc::new(jobs::TenantSinks { tenancy: Arc::downgrade(&tenancy) });
+        let jobs = naksha_ingest::Jobs::open(jobs_options, sinks).context("cannot open the job records")?;
+        Ok((tenancy, jobs))
     });
     tokio::spawn(async move {
         match recovered.await {
-            Ok(Ok(tenancy)) => {
+            Ok(Ok((tenancy, jobs))) => {
                 let n = tenancy.pool.root().list().len();
                 tracing::info!(tenants = tenancy.registry.tenant_count(), "tenants loaded");
-                let _ = recover_state.tenancy.set(Arc::new(tenancy));
+                let _ = recover_state.tenancy.set(tenancy);
+                jobs.resume();
+                let _ = recover_state.jobs.set(jobs);
                 // Readiness flips last, once every front end reports serving.
                 grpc::mark_serving(&reporter).await;
                 recover_state.ready.store(true, std::sync::atomic::Ordering::Release);
@@ -135,6 +149,10 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()> + Send +
     match tokio::time::timeout(limits.shutdown_timeout, grpc).await {
         Ok(joined) => joined??,
         Err(_) => tracing::warn!("gRPC streams still open at the shutdown timeout; closing them"),
+    }
+    if let Some(jobs) = state.jobs.get() {
+        // Running jobs stop where they are and resume from their checkpoints at the next start.
+        jobs.shutdown().await;
     }
     if let Some(e) = failed.lock().await.take() {
         return Err(e);

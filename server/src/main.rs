@@ -73,6 +73,13 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Ingestion jobs on a running server: files, S3, Postgres (snapshot, incremental, CDC).
+    Jobs {
+        #[command(subcommand)]
+        action: cli::JobsAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Manage collections on a running server.
     Collections {
         #[command(subcommand)]
@@ -191,6 +198,7 @@ fn main() -> Result<()> {
         }
         Command::Tenants { action, remote } => cli::tenants(&remote.client(), action),
         Command::Keys { action, remote } => cli::keys(&remote.client(), action),
+        Command::Jobs { action, remote } => cli::jobs(&remote.client(), action),
         Command::Collections { action, remote } => cli::collections(&remote.client(), action),
         Command::Import { file, collection, batch, remote } => cli::import(&remote.client(), &file, &collection, batch),
         Command::Query { collection, vector, text, mode, highlight, limit, filter, remote } => {

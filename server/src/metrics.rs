@@ -43,7 +43,7 @@ impl Metrics {
 
     /// Render everything, including gauges of the default tenant's and every
     /// open tenant's collections (label `tenant`) and per-tenant counters.
-    pub fn render(&self, tenancy: Option<&Tenancy>) -> String {
+    pub fn render(&self, tenancy: Option<&Tenancy>, jobs: Option<&naksha_ingest::Jobs>) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "# HELP naksha_http_requests_total HTTP requests by method, route and status.");
         let _ = writeln!(s, "# TYPE naksha_http_requests_total counter");
@@ -132,6 +132,9 @@ impl Metrics {
         if let Some(t) = tenancy {
             render_tenants(&mut s, t);
         }
+        if let Some(j) = jobs {
+            render_jobs(&mut s, j);
+        }
         let rss = fs_err::read_to_string("/proc/self/statm")
             .ok()
             .and_then(|t| t.split_whitespace().nth(1)?.parse::<u64>().ok())
@@ -162,6 +165,28 @@ fn render_tenants(s: &mut String, t: &Tenancy) {
         let _ = writeln!(s, "# HELP {metric} {help}\n# TYPE {metric} counter");
         for (tenant, c) in &counters {
             let _ = writeln!(s, "{metric}{{tenant=\"{tenant}\"}} {}", get(c));
+        }
+    }
+}
+
+/// Jobs by status, and per-tenant ingestion counters.
+fn render_jobs(s: &mut String, jobs: &naksha_ingest::Jobs) {
+    let (by_status, totals) = jobs.stats();
+    let _ = writeln!(s, "# HELP naksha_jobs Ingestion jobs by status.\n# TYPE naksha_jobs gauge");
+    for (status, n) in by_status {
+        let _ = writeln!(s, "naksha_jobs{{status=\"{status}\"}} {n}");
+    }
+    type Series = (&'static str, &'static str, fn(&naksha_ingest::runner::Totals) -> u64);
+    let series: [Series; 4] = [
+        ("naksha_job_items_read_total", "Items ingestion jobs read, per tenant.", |t| t.read),
+        ("naksha_job_points_written_total", "Points ingestion jobs wrote, per tenant.", |t| t.written),
+        ("naksha_job_items_failed_total", "Items ingestion jobs set aside as errors, per tenant.", |t| t.failed),
+        ("naksha_job_retries_total", "Transient failures ingestion jobs retried, per tenant.", |t| t.retries),
+    ];
+    for (metric, help, get) in series {
+        let _ = writeln!(s, "# HELP {metric} {help}\n# TYPE {metric} counter");
+        for (tenant, t) in &totals {
+            let _ = writeln!(s, "{metric}{{tenant=\"{tenant}\"}} {}", get(t));
         }
     }
 }

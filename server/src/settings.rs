@@ -27,6 +27,22 @@ pub struct Settings {
     pub tenants: TenantsSettings,
     /// The audit log.
     pub audit: AuditSettings,
+    /// Ingestion jobs.
+    pub jobs: JobsSettings,
+}
+
+/// `[jobs]`: ingestion jobs.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JobsSettings {
+    /// Folders file sources may read from (empty: file sources are refused).
+    pub import_dirs: Vec<PathBuf>,
+    /// Jobs running at once.
+    pub max_concurrent: usize,
+    /// Finished jobs kept.
+    pub keep_finished: usize,
+    /// First retry delay in milliseconds (doubling, at most 30 s).
+    pub retry_backoff_ms: u64,
 }
 
 /// `[auth]`: JWTs.
@@ -212,6 +228,9 @@ impl Settings {
         }
         if self.tenants.max_open == 0 || self.tenants.idle_close_secs == 0 {
             return bad("tenants.max_open and tenants.idle_close_secs must be positive");
+        }
+        if self.jobs.max_concurrent == 0 || self.jobs.retry_backoff_ms == 0 {
+            return bad("jobs.max_concurrent and jobs.retry_backoff_ms must be positive");
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return bad("log.format must be \"text\" or \"json\"");

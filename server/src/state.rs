@@ -24,12 +24,19 @@ pub struct AppState {
     pub generator_hosts: Vec<String>,
     /// Host, origin, media type and size checks (`http::guard`).
     pub policy: Policy,
+    /// Ingestion jobs, set with the tenancy once recovery has finished.
+    pub jobs: OnceLock<naksha_ingest::Jobs>,
 }
 
 impl AppState {
     /// Tenancy (and through it every database), or 503 while recovery runs.
     pub fn tenancy(&self) -> Result<Arc<Tenancy>, ApiError> {
         self.tenancy.get().cloned().ok_or_else(|| ApiError::unavailable("recovering; retry shortly"))
+    }
+
+    /// The job table, or 503 while recovery runs.
+    pub fn jobs(&self) -> Result<&naksha_ingest::Jobs, ApiError> {
+        self.jobs.get().ok_or_else(|| ApiError::unavailable("recovering; retry shortly"))
     }
 }
 

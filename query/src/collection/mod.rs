@@ -407,6 +407,31 @@ impl Collection {
         self.write(WalOp::Upsert(points)).map(|(seq, _)| seq)
     }
 
+    /// Check one point as [`Self::upsert`] would, writing nothing: id, payload
+    /// and text limits, and its vector (dimension, finite, non-zero for cosine)
+    /// or, without one, the embedding model and the text it would embed.
+    /// Bulk loaders use it to set bad items aside before a batch is written.
+    pub fn check(&self, p: &Point) -> Result<()> {
+        check_point(p)?;
+        let (dim, metric) = (self.inner.config.vectors.dim, self.inner.config.vectors.metric);
+        if !p.vector.is_empty() {
+            return metric.prepare(&mut p.vector.clone(), dim, Some(&p.id)).map_err(Error::from);
+        }
+        let (_, cfg) = self.embedder().map_err(|_| {
+            Error::InvalidArgument(format!(
+                "point {}: vector is required (the collection has no embedding model)",
+                p.id
+            ))
+        })?;
+        if !cfg.fields.iter().any(|f| p.text.get(f).and_then(Value::as_str).is_some_and(|t| !t.trim().is_empty())) {
+            return Err(Error::InvalidArgument(format!(
+                "point {}: no vector and none of the embed fields {:?} in its text",
+                p.id, cfg.fields
+            )));
+        }
+        Ok(())
+    }
+
     /// Delete points by id; returns how many existed.
     pub fn delete(&self, ids: Vec<PointId>) -> Result<usize> {
         if ids.is_empty() {

@@ -403,11 +403,13 @@ impl Naksha for NakshaService {
     ) -> Result<Response<pb::DeleteTenantResponse>, Status> {
         let ctx = self.ctx(&req, "DeleteTenant", Self::tenant(&req.get_ref().name)).await?;
         let name = req.into_inner().name;
-        self.run(ctx, move |ctx| match ctx.tenancy().delete_tenant(&name)? {
-            true => Ok(pb::DeleteTenantResponse { deleted: true }),
-            false => Err(crate::tenancy::registry::tenant_not_found(&name)),
-        })
-        .await
+        let r = match crate::jobs::delete_tenant(&self.state, ctx.clone(), name.clone()).await {
+            Ok(true) => Ok(pb::DeleteTenantResponse { deleted: true }),
+            Ok(false) => Err(crate::tenancy::registry::tenant_not_found(&name)),
+            Err(e) => Err(e),
+        };
+        ctx.finish(r.as_ref().map(|_| ()).map_err(|e| e.kind));
+        Ok(Response::new(r?))
     }
 
     async fn create_key(&self, req: Request<pb::CreateKeyRequest>) -> Result<Response<pb::CreateKeyResponse>, Status> {

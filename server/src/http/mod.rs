@@ -9,6 +9,7 @@
 //! | `rag.rs`         | `POST /v1/collections/{name}/rag` (JSON or server-sent events) |
 //! | `embed.rs`       | `GET /v1/models`, `POST /v1/embed`, documents (chunked)       |
 //! | `tenants.rs`     | tenants, their keys, the audit log                            |
+//! | `jobs.rs`        | ingestion jobs: create, list, get, cancel                     |
 //! | `access.rs`      | each route's operation name and [`crate::tenancy::Action`]     |
 //! | `guard.rs`       | Host/Origin/CORS, media type, URI and body-size checks        |
 //! | `serve.rs`       | the accept loop: connection cap, header and idle timeouts     |
@@ -23,6 +24,7 @@ pub mod access;
 mod collections;
 mod embed;
 pub mod guard;
+pub mod jobs;
 pub mod points;
 pub mod query;
 mod rag;
@@ -99,6 +101,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/tenants/{tenant}/keys", get(tenants::list_keys).post(tenants::create_key))
         .route("/v1/tenants/{tenant}/keys/{id}", axum::routing::delete(tenants::revoke_key))
         .route("/v1/audit", get(tenants::audit))
+        .route("/v1/jobs", get(jobs::list).post(jobs::create))
+        .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
@@ -222,7 +226,7 @@ async fn openapi() -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics", responses((status = 200, description = "Prometheus text", content_type = "text/plain")))]
 async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let s = state.clone();
-    let text = blocking(move || Ok(s.metrics.render(s.tenancy.get().map(|t| t.as_ref())))).await?;
+    let text = blocking(move || Ok(s.metrics.render(s.tenancy.get().map(|t| t.as_ref()), s.jobs.get()))).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
@@ -301,7 +305,11 @@ pub fn document() -> serde_json::Value {
         tenants::create_key,
         tenants::list_keys,
         tenants::revoke_key,
-        tenants::audit
+        tenants::audit,
+        jobs::create,
+        jobs::list,
+        jobs::get,
+        jobs::cancel
     )
 )]
 pub struct ApiDoc;
@@ -321,6 +329,7 @@ mod tests {
             body_limit: 1024,
             generator_hosts: Vec::new(),
             policy: guard::Policy::default(),
+            jobs: OnceLock::new(),
         })
     }
 

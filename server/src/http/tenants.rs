@@ -257,12 +257,15 @@ pub fn patch_quotas(current: &Quotas, patch: serde_json::Map<String, Value>) -> 
 /// Delete a tenant with its collections and keys.
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}", tag = "tenants", operation_id = "delete_tenant", params(("tenant" = String, Path)),
     responses((status = 200, body = super::collections::Deleted), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn delete(Extension(ctx): Extension<Arc<Ctx>>, Path(tenant): Path<String>) -> Result<Response, ApiError> {
-    blocking(move || match ctx.tenancy().delete_tenant(&tenant)? {
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    Extension(ctx): Extension<Arc<Ctx>>,
+    Path(tenant): Path<String>,
+) -> Result<Response, ApiError> {
+    match crate::jobs::delete_tenant(&state, ctx, tenant.clone()).await? {
         true => Ok(json_response(StatusCode::OK, &super::collections::Deleted { deleted: true })),
         false => Err(registry::tenant_not_found(&tenant)),
-    })
-    .await
+    }
 }
 
 /// Check a key request against its maker and make the stored key.

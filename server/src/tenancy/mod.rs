@@ -479,6 +479,28 @@ impl Tenancy {
         Ok(self.registry.keys(tenant))
     }
 
+    /// A context for work done on a principal's behalf after its request
+    /// (ingestion jobs): the tenant's database and quotas, no request rate
+    /// limit (a job paces itself by its batches). The tenant must still exist.
+    pub fn background(self: &Arc<Self>, p: Principal, tenant: &str, op: &'static str) -> Result<Ctx, ApiError> {
+        if !self.exists(tenant) {
+            return Err(registry::tenant_not_found(tenant));
+        }
+        let quotas = self.registry.tenant(tenant).map(|t| t.quotas).unwrap_or_default();
+        let db = self.pool.get(tenant, || self.exists(tenant))?;
+        Ok(Ctx {
+            tenancy: self.clone(),
+            principal: p,
+            tenant: tenant.to_owned(),
+            quotas,
+            db: Some(db),
+            op,
+            action: Action::Write,
+            resource: format!("jobs/{op}"),
+            client: None,
+        })
+    }
+
     /// Delete a tenant: its keys stop working at once, then its collections go.
     /// The built-in default tenant cannot be deleted.
     pub fn delete_tenant(&self, name: &str) -> Result<bool, ApiError> {

@@ -10,6 +10,7 @@ mod embed;
 mod fulltext;
 mod grpc;
 mod hardening;
+mod jobs;
 mod rag;
 mod server;
 mod tenancy;

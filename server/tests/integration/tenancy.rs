@@ -86,6 +86,10 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         ("POST", "/v1/tenants") => json!({"name": "made-by-a"}),
         ("PATCH", "/v1/tenants/{tenant}") => json!({"quotas": {"max_points": 1}}),
         ("POST", "/v1/tenants/{tenant}/keys") => json!({"role": "reader"}),
+        // A job whose source is unreachable: accepted, then it fails on its own.
+        ("POST", "/v1/jobs") => json!({"collection": "c",
+            "source": {"type": "postgres", "url": "postgres://nobody@127.0.0.1:9/none", "table": "t"},
+            "mapping": {"id": "id", "vector": "v"}, "max_retries": 0}),
         other => panic!("no request body for {other:?}: add one to body_for"),
     })
 }
@@ -96,12 +100,15 @@ struct Target<'a> {
     point: &'a str,
     tenant: &'a str,
     key_id: &'a str,
+    job: &'a str,
 }
 
 fn fill(path: &str, t: &Target) -> String {
     let path = path.replace("{name}", t.collection).replace("{tenant}", t.tenant);
     if path.contains("/keys/") {
         path.replace("{id}", t.key_id)
+    } else if path.starts_with("/v1/jobs/") {
+        path.replace("{id}", t.job)
     } else {
         path.replace("{id}", t.point)
     }
@@ -118,6 +125,10 @@ fn b_is_untouched(s: &Server, b_key: &str) {
     let (st, v) = call(&client(s, ADMIN), "GET", "/v1/tenants/tb/keys", None);
     assert_eq!((st, v["keys"].as_array().map(Vec::len)), (200, Some(1)), "{v}");
     assert_eq!(call(&client(s, b_key), "GET", "/v1/collections/secret", None).0, 200, "B's key still works");
+    let (st, v) = call(&b, "GET", "/v1/jobs", None);
+    let jobs = v["jobs"].as_array().unwrap();
+    assert_eq!((st, jobs.len()), (200, 1), "{v}");
+    assert_ne!(jobs[0]["status"], "cancelled", "{v}");
 }
 
 fn request<T>(msg: T, key: &str, tenant: Option<&str>) -> tonic::Request<T> {
@@ -263,8 +274,14 @@ async fn tenant_keys_never_reach_another_tenant_on_any_route_or_method() {
         ("tenant_admin", make_key(&s, "ta", json!({"role": "tenant_admin"})).1),
         ("scoped writer", make_key(&s, "ta", json!({"role": "writer", "collections": ["mine"]})).1),
     ];
-    let real = Target { collection: "secret", point: "1", tenant: "tb", key_id: &b_key_id };
-    let fake = Target { collection: "nowhere", point: "999", tenant: "tnone", key_id: "000000000000" };
+    // B's own job (its source is unreachable, so it fails and stays listed).
+    let job = json!({"collection": "secret", "source": {"type": "postgres", "url": "postgres://b@127.0.0.1:9/b", "table": "t"},
+        "mapping": {"id": "id", "vector": "v"}, "max_retries": 0});
+    let (st, v) = call(&b, "POST", "/v1/jobs", Some(&job));
+    assert_eq!(st, 202, "{v}");
+    let b_job = v["id"].as_str().unwrap().to_owned();
+    let real = Target { collection: "secret", point: "1", tenant: "tb", key_id: &b_key_id, job: &b_job };
+    let fake = Target { collection: "nowhere", point: "999", tenant: "tnone", key_id: "000000000000", job: "job_none" };
     let routes = routes(&s);
     let mut checked = 0;
     for (role, key) in &a_keys {
@@ -338,7 +355,8 @@ fn least_role(method: &str, path: &str) -> usize {
     match (method, path) {
         ("GET", "/v1/collections" | "/v1/collections/{name}" | "/v1/collections/{name}/points/{id}") => READER,
         ("POST", "/v1/collections/{name}/query" | "/v1/collections/{name}/rag" | "/v1/embed") => READER,
-        ("GET", "/v1/models" | "/openapi.json") => READER,
+        ("GET", "/v1/models" | "/openapi.json" | "/v1/jobs" | "/v1/jobs/{id}") => READER,
+        ("POST", "/v1/jobs") | ("DELETE", "/v1/jobs/{id}") => WRITER,
         ("POST", "/v1/collections/{name}/points" | "/v1/collections/{name}/points/delete") => WRITER,
         ("POST", "/v1/collections/{name}/documents" | "/v1/collections/{name}/documents/delete") => WRITER,
         ("PUT" | "DELETE", "/v1/collections/{name}") => TENANT_ADMIN,
@@ -371,7 +389,7 @@ fn each_role_is_allowed_exactly_its_routes() {
         make_key(&s, "tm", json!({"role": "tenant_admin"})).1,
         admin_key,
     ];
-    let t = Target { collection: "c", point: "1", tenant: "tm", key_id: "000000000000" };
+    let t = Target { collection: "c", point: "1", tenant: "tm", key_id: "000000000000", job: "job_none" };
     for (method, path) in routes(&s) {
         for (rank, key) in keys.iter().enumerate() {
             let body = match (method.as_str(), path.as_str()) {
