@@ -33,6 +33,7 @@ pub fn now_ms() -> u64 {
 
 /// Where a job is.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = JobStatus)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Waiting for a slot (`jobs.max_concurrent`).
@@ -67,6 +68,7 @@ impl Status {
 
 /// Counters of a job, saved with the checkpoint they describe.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = JobProgress)]
 pub struct Progress {
     /// Items (rows, objects) read.
     pub read: u64,
@@ -96,6 +98,7 @@ pub struct Progress {
 
 /// A bad item and why.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = JobItemError)]
 pub struct ItemError {
     /// Where it was: `line 12`, `record 3`, `row 7`, `id 42`, or an object key.
     pub item: String,
@@ -105,6 +108,7 @@ pub struct ItemError {
 
 /// How far a sync job is behind its source.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = JobLag)]
 pub struct Lag {
     /// Seconds since the collection last caught up with the source.
     pub seconds: f64,
@@ -248,7 +252,7 @@ pub struct JobView {
     /// Sync jobs (incremental, CDC): how far behind the source.
     pub lag: Option<Lag>,
     /// The body, with an inline connection string hidden.
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::spec::JobSpec)]
     pub spec: Value,
 }
 

@@ -47,6 +47,7 @@ fn default_retries() -> u32 {
 
 /// Which fields of a row become what.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = JobMapping)]
 #[serde(deny_unknown_fields)]
 pub struct Mapping {
     /// The field holding the point id (a non-negative integer or a string).
@@ -101,6 +102,7 @@ impl Mapping {
 
 /// Row formats.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = JobFormat)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// One JSON object per line.
@@ -131,6 +133,7 @@ impl Format {
 
 /// Postgres sync modes.
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = PostgresMode)]
 #[serde(rename_all = "lowercase")]
 pub enum PgMode {
     /// Load the table once (keyset pagination on the id column).
@@ -144,6 +147,7 @@ pub enum PgMode {
 
 /// Where items come from.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = JobSource)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum SourceSpec {
     /// A file under one of the operator's `jobs.import_dirs`.
