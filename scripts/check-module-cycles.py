@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CRATES = ["storage", "index", "embed", "query", "rag", "server", "clients/rust", "bench"]
+CRATES = ["storage", "index", "embed", "query", "rag", "ingest", "server", "clients/rust", "bench"]
 
 
 def modules(src: Path):

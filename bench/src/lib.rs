@@ -30,5 +30,6 @@ pub mod quality;
 pub mod rag;
 pub mod report;
 pub mod soak;
+pub mod sources;
 pub mod tenants;
 mod usearch_peer;

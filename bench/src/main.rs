@@ -199,6 +199,21 @@ enum Command {
         /// Comma-separated writer counts.
         #[arg(long, default_value = "1,4")]
         writers: String,
+        /// Instead: ingestion jobs from these sources (comma-separated: parquet, s3, postgres), with
+        /// the vector given (`--points` × `--dim`) and embedded in the server (`--texts` corpus records).
+        #[arg(long)]
+        source: Option<String>,
+        /// Texts embedded per job (with --source).
+        #[arg(long, default_value_t = 2000)]
+        texts: usize,
+        /// JSONL (or .jsonl.zst) corpus of the texts (with --source).
+        #[arg(long, default_value = "../shared/data/debian-descriptions.jsonl.zst")]
+        corpus: PathBuf,
+        #[arg(long, env = "NAKSHA_MODELS_DIR", default_value = "naksha-models")]
+        models_dir: PathBuf,
+        /// Skip the Python pipeline (with --source).
+        #[arg(long)]
+        skip_peer: bool,
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -424,7 +439,22 @@ fn main() -> Result<()> {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(naksha_server::run(settings, naksha_server::shutdown_signal()))?;
         }
-        Command::Ingest { points, dim, batch, writers, out } => {
+        Command::Ingest { source: Some(sources), points, dim, texts, corpus, models_dir, skip_peer, out, .. } => {
+            let records = naksha_bench::corpus::read(&corpus, texts)?;
+            let texts = records.into_iter().map(|r| format!("{}: {}", r.title, r.text)).collect();
+            let args = naksha_bench::sources::SourcesArgs {
+                sources: sources.split(',').map(|s| s.trim().to_owned()).collect(),
+                points,
+                dim,
+                texts,
+                models_dir,
+                server_exe: std::env::current_exe()?,
+                skip_peer,
+            };
+            let report = naksha_bench::sources::run(&args)?;
+            emit(&naksha_bench::sources::markdown(&report, &args, &command), out)?;
+        }
+        Command::Ingest { points, dim, batch, writers, out, .. } => {
             let writers = list("writers", &writers)?;
             let args = naksha_bench::ingest::IngestArgs { points, dim, batch, writers };
             let cells = naksha_bench::ingest::run(&args)?;

@@ -12,10 +12,13 @@
 //! progress and is emptied at open.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tokio::sync::watch;
 
 use crate::spec::JobSpec;
 use crate::{Error, Result};
@@ -369,5 +372,127 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             r => Ok(r?),
         }
+    }
+}
+
+/// Why a job should stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stop {
+    Go,
+    Cancel,
+    Shutdown,
+}
+
+/// One job: its record and its stop signal.
+#[derive(Debug)]
+pub struct Job {
+    /// Id.
+    pub id: String,
+    pub(crate) rec: Mutex<JobRecord>,
+    pub(crate) stop: watch::Sender<Stop>,
+    pub(crate) store: Arc<Store>,
+    /// (time, written) at the start of this run, for the rate.
+    pub(crate) run_start: Mutex<(u64, u64)>,
+    pub(crate) done: tokio::sync::Notify,
+}
+
+impl Job {
+    /// A copy of the record.
+    pub fn record(&self) -> JobRecord {
+        self.rec.lock().clone()
+    }
+
+    /// Change the record.
+    pub fn update<T>(&self, f: impl FnOnce(&mut JobRecord) -> T) -> T {
+        f(&mut self.rec.lock())
+    }
+
+    /// Save the record durably.
+    pub fn save(&self) -> Result<()> {
+        let rec = self.record();
+        self.store.save(&rec)
+    }
+
+    /// Whether cancel or shutdown was asked for.
+    pub fn stop_requested(&self) -> bool {
+        *self.stop.borrow() != Stop::Go
+    }
+
+    pub(crate) fn cancelled(&self) -> bool {
+        *self.stop.borrow() == Stop::Cancel
+    }
+
+    /// Resolves once a stop is asked for.
+    pub async fn stopped(&self) {
+        let mut rx = self.stop.subscribe();
+        let _ = rx.wait_for(|s| *s != Stop::Go).await;
+    }
+
+    /// Recompute rate and ETA.
+    pub fn refresh_rate(&self) {
+        let (t0, w0) = *self.run_start.lock();
+        self.update(|r| {
+            let secs = (now_ms().saturating_sub(t0)) as f64 / 1000.0;
+            let p = &mut r.progress;
+            if secs > 0.0 {
+                p.rate = (p.written.saturating_sub(w0)) as f64 / secs;
+            }
+            p.eta_secs = eta(p, secs);
+        });
+    }
+}
+
+fn eta(p: &Progress, secs: f64) -> Option<f64> {
+    if secs <= 0.0 {
+        return None;
+    }
+    let left = |done: u64, total: u64| total.saturating_sub(done) as f64;
+    match (p.total_bytes, p.total_items) {
+        (Some(t), _) if p.bytes > 0 => Some(left(p.bytes, t) / (p.bytes as f64 / secs)),
+        (_, Some(t)) if p.read > 0 => Some(left(p.read, t) / (p.read as f64 / secs)),
+        _ => None,
+    }
+}
+
+pub(crate) fn new_job(rec: JobRecord, store: Arc<Store>) -> Job {
+    let (stop, _) = watch::channel(Stop::Go);
+    Job {
+        id: rec.id.clone(),
+        run_start: Mutex::new((now_ms(), rec.progress.written)),
+        rec: Mutex::new(rec),
+        stop,
+        store,
+        done: tokio::sync::Notify::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record written by format version 1 still loads, checkpoint and all.
+    #[test]
+    fn a_version_1_record_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let fixture = include_str!("../tests/fixtures/job-v1.json");
+        fs_err::write(dir.path().join("job_1a2352f6c6b0000.json"), fixture).unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let recs = store.load_all().unwrap();
+        assert_eq!(recs.len(), 1);
+        let r = &recs[0];
+        assert_eq!((r.status, r.progress.written, r.retries), (Status::Running, 1190, 2));
+        assert_eq!(
+            r.checkpoint,
+            Checkpoint::Postgres { phase: PgPhase::Stream { lsn: "0/1542FD8".into() }, slot_created: true }
+        );
+        assert!(!r.view().spec.to_string().contains("secret"));
+        // Saving and loading again gives the same record.
+        store.save(r).unwrap();
+        let again = store.load_all().unwrap();
+        assert_eq!(again[0].checkpoint, r.checkpoint);
+        // A newer version is refused, naming it.
+        let newer = fixture.replace("\"format_version\": 1", "\"format_version\": 2");
+        fs_err::write(dir.path().join("job_1a2352f6c6b0000.json"), newer).unwrap();
+        assert!(store.load_all().unwrap_err().to_string().contains("format version 2"));
     }
 }

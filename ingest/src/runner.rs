@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde_json::Value;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::Semaphore;
 
-use crate::job::{now_ms, Checkpoint, JobRecord, JobView, Progress, Status, Store, FORMAT_VERSION};
+use crate::job::{new_job, now_ms, Checkpoint, Job, JobRecord, JobView, Progress, Status, Stop, Store, FORMAT_VERSION};
 use crate::spec::{JobSpec, SourceSpec};
 use crate::writer::Writer;
 use crate::{Error, Result, Sinks};
@@ -31,85 +31,6 @@ pub struct Options {
     pub keep_finished: usize,
     /// First retry delay; doubles per attempt up to 30 s.
     pub retry_backoff: Duration,
-}
-
-/// Why a job should stop.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Stop {
-    Go,
-    Cancel,
-    Shutdown,
-}
-
-/// One job: its record and its stop signal.
-#[derive(Debug)]
-pub struct Job {
-    /// Id.
-    pub id: String,
-    rec: Mutex<JobRecord>,
-    stop: watch::Sender<Stop>,
-    store: Arc<Store>,
-    /// (time, written) at the start of this run, for the rate.
-    run_start: Mutex<(u64, u64)>,
-    done: tokio::sync::Notify,
-}
-
-impl Job {
-    /// A copy of the record.
-    pub fn record(&self) -> JobRecord {
-        self.rec.lock().clone()
-    }
-
-    /// Change the record.
-    pub fn update<T>(&self, f: impl FnOnce(&mut JobRecord) -> T) -> T {
-        f(&mut self.rec.lock())
-    }
-
-    /// Save the record durably.
-    pub fn save(&self) -> Result<()> {
-        let rec = self.record();
-        self.store.save(&rec)
-    }
-
-    /// Whether cancel or shutdown was asked for.
-    pub fn stop_requested(&self) -> bool {
-        *self.stop.borrow() != Stop::Go
-    }
-
-    fn cancelled(&self) -> bool {
-        *self.stop.borrow() == Stop::Cancel
-    }
-
-    /// Resolves once a stop is asked for.
-    pub async fn stopped(&self) {
-        let mut rx = self.stop.subscribe();
-        let _ = rx.wait_for(|s| *s != Stop::Go).await;
-    }
-
-    /// Recompute rate and ETA.
-    pub fn refresh_rate(&self) {
-        let (t0, w0) = *self.run_start.lock();
-        self.update(|r| {
-            let secs = (now_ms().saturating_sub(t0)) as f64 / 1000.0;
-            let p = &mut r.progress;
-            if secs > 0.0 {
-                p.rate = (p.written.saturating_sub(w0)) as f64 / secs;
-            }
-            p.eta_secs = eta(p, secs);
-        });
-    }
-}
-
-fn eta(p: &Progress, secs: f64) -> Option<f64> {
-    if secs <= 0.0 {
-        return None;
-    }
-    let left = |done: u64, total: u64| total.saturating_sub(done) as f64;
-    match (p.total_bytes, p.total_items) {
-        (Some(t), _) if p.bytes > 0 => Some(left(p.bytes, t) / (p.bytes as f64 / secs)),
-        (_, Some(t)) if p.read > 0 => Some(left(p.read, t) / (p.read as f64 / secs)),
-        _ => None,
-    }
 }
 
 /// Per-tenant counters since the server started, for metrics.
@@ -335,18 +256,6 @@ impl Jobs {
             self.inner.jobs.lock().remove(&id);
             let _ = self.inner.store.remove(&id);
         }
-    }
-}
-
-fn new_job(rec: JobRecord, store: Arc<Store>) -> Job {
-    let (stop, _) = watch::channel(Stop::Go);
-    Job {
-        id: rec.id.clone(),
-        run_start: Mutex::new((now_ms(), rec.progress.written)),
-        rec: Mutex::new(rec),
-        stop,
-        store,
-        done: tokio::sync::Notify::new(),
     }
 }
 

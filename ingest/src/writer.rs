@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 use naksha_query::{Collection, Document, Filter, PointId};
 use serde_json::{Map, Value};
 
-use crate::job::{now_ms, Checkpoint, Lag};
+use crate::job::{now_ms, Checkpoint, Job, Lag};
 use crate::row::{Item, Labeled};
-use crate::runner::Job;
 use crate::spec::Mapping;
 use crate::{Error, Result, Sink};
 
