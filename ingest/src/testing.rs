@@ -113,7 +113,9 @@ impl PgCluster {
 
     /// Run SQL through psql over the local socket; returns its output (unaligned, tuples only).
     pub fn sql(&self, sql: &str) -> String {
-        let out = Command::new(self.bin.join("psql"))
+        // Debian puts psql beside the server binaries; elsewhere it is on the PATH.
+        let psql = Some(self.bin.join("psql")).filter(|p| p.exists()).unwrap_or_else(|| PathBuf::from("psql"));
+        let out = Command::new(psql)
             .args(["-h"])
             .arg(self.dir.path())
             .args([
@@ -130,25 +132,6 @@ impl PgCluster {
                 sql,
             ])
             .output()
-            .or_else(|_| {
-                Command::new("psql")
-                    .args(["-h"])
-                    .arg(self.dir.path())
-                    .args([
-                        "-p",
-                        &self.port.to_string(),
-                        "-U",
-                        "postgres",
-                        "-d",
-                        "postgres",
-                        "-v",
-                        "ON_ERROR_STOP=1",
-                        "-qAt",
-                        "-c",
-                        sql,
-                    ])
-                    .output()
-            })
             .expect("run psql");
         assert!(out.status.success(), "psql failed on {sql:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
