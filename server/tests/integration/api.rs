@@ -403,11 +403,15 @@ fn openapi_document_covers_every_route() {
         ("/v1/tenants/{tenant}/keys", "post"),
         ("/v1/tenants/{tenant}/keys/{id}", "delete"),
         ("/v1/audit", "get"),
+        ("/v1/jobs", "get"),
+        ("/v1/jobs", "post"),
+        ("/v1/jobs/{id}", "get"),
+        ("/v1/jobs/{id}", "delete"),
     ];
     for (path, method) in routes {
         assert!(doc["paths"][path][method].is_object(), "{method} {path} missing from /openapi.json");
     }
-    assert_eq!(doc["paths"].as_object().unwrap().len(), 20, "undocumented or stale paths");
+    assert_eq!(doc["paths"].as_object().unwrap().len(), 22, "undocumented or stale paths");
     let schemas = doc["components"]["schemas"].as_object().unwrap();
     for name in [
         "QueryBody",
@@ -421,6 +425,9 @@ fn openapi_document_covers_every_route() {
         "CollectionDetails",
         "EmbedBody",
         "DocumentsBody",
+        "JobSpec",
+        "JobView",
+        "JobStatus",
     ] {
         assert!(schemas.contains_key(name), "schema {name} missing");
     }
