@@ -126,7 +126,7 @@ fn projection(schema: &arrow_schema::Schema, mapping: &Mapping) -> Vec<usize> {
 }
 
 /// The field names of a file (`None` for JSONL without a readable first line).
-pub fn columns(path: &Path, format: Format, _mapping: &Mapping) -> Result<Option<Vec<String>>> {
+pub fn columns(path: &Path, format: Format) -> Result<Option<Vec<String>>> {
     let open = || fs_err::File::open(path).map(|f| f.into_parts().0).map_err(|e| Error::Failed(e.to_string()));
     Ok(match format {
         Format::Jsonl => {
@@ -558,7 +558,7 @@ mod tests {
                 let want: Vec<u64> = (((k as u64 + 1) * 7).min(25)..25).collect();
                 assert_eq!(rest, want, "{} from {pos:?}", path.display());
             }
-            let cols = columns(&path, format, &mapping()).unwrap().unwrap();
+            let cols = columns(&path, format).unwrap().unwrap();
             assert!(cols.contains(&"emb".to_owned()) && cols.contains(&"id".to_owned()), "{cols:?}");
         }
     }

@@ -135,14 +135,18 @@ impl<'a> Source<'a> {
 /// Column names of the source (for mapping checks before a job starts).
 pub async fn probe(spec: &JobSpec) -> Result<Vec<String>> {
     let src = Source::of(spec, "probe")?;
-    let client = src.connect().await?;
-    let stmt = client.prepare(&format!("SELECT * FROM {} t LIMIT 0", src.relation())).await.map_err(|e| {
-        // A missing table or bad query is the body's fault.
-        match classify(e) {
-            Error::Failed(m) => Error::Invalid(format!("source: {m}")),
-            other => other,
-        }
-    })?;
+    columns(&src.connect().await?, &src).await
+}
+
+/// Column names of the source on an open connection; a missing table or bad query is the body's fault.
+async fn columns(client: &Client, src: &Source<'_>) -> Result<Vec<String>> {
+    let stmt =
+        client.prepare(&format!("SELECT * FROM {} t LIMIT 0", src.relation())).await.map_err(|e| {
+            match classify(e) {
+                Error::Failed(m) => Error::Invalid(format!("source: {m}")),
+                other => other,
+            }
+        })?;
     Ok(stmt.columns().iter().map(|c| c.name().to_owned()).collect())
 }
 
@@ -172,7 +176,7 @@ fn rows_of(rows: &[tokio_postgres::Row], id_col: usize) -> Vec<Labeled> {
 pub async fn run(w: &mut Writer, rec: &JobRecord) -> Result<()> {
     let src = Source::of(&rec.spec, &rec.id)?;
     let client = src.connect().await?;
-    let columns = probe(&rec.spec).await.map_err(|e| match e {
+    let columns = columns(&client, &src).await.map_err(|e| match e {
         Error::Invalid(m) => Error::Failed(m),
         e => e,
     })?;
@@ -185,7 +189,7 @@ pub async fn run(w: &mut Writer, rec: &JobRecord) -> Result<()> {
         _ => (PgPhase::Snapshot { after: None }, false),
     };
     if src.mode == PgMode::Cdc && matches!(phase, PgPhase::Snapshot { after: None }) {
-        slot_created |= prepare_cdc(&client, &src, &id).await?;
+        slot_created |= prepare_cdc(&client, &src).await?;
         w.job.update(|r| r.checkpoint = Checkpoint::Postgres { phase: phase.clone(), slot_created });
         w.save(true)?;
     }
@@ -296,8 +300,7 @@ async fn incremental(
 }
 
 /// Create the publication and slot when missing; returns whether the slot is this job's own.
-async fn prepare_cdc(client: &Client, src: &Source<'_>, id: &str) -> Result<bool> {
-    let _ = id;
+async fn prepare_cdc(client: &Client, src: &Source<'_>) -> Result<bool> {
     let level: String = client.query_one("SHOW wal_level", &[]).await.map_err(classify)?.get(0);
     if level != "logical" {
         return Err(Error::Failed(format!(
@@ -399,8 +402,8 @@ async fn stream(
         let mut changes: Vec<(String, Change)> = Vec::new();
         let mut truncated = false;
         let mut end: Option<u64> = None;
-        let key_text = |cells: &[Cell], at: Option<usize>| -> Option<String> {
-            match at.and_then(|i| cells.get(i)) {
+        let key_text = |cells: &[Cell], at: usize| -> Option<String> {
+            match cells.get(at) {
                 Some(Cell::Text(t)) => Some(t.clone()),
                 _ => None,
             }
@@ -415,7 +418,7 @@ async fn stream(
                 }
                 Message::Insert { oid, new } | Message::Update { oid, new, key: None } => {
                     if let Some(Some(at)) = rels.get(&oid) {
-                        if let Some(k) = key_text(&new, Some(*at)) {
+                        if let Some(k) = key_text(&new, *at) {
                             changes.push((k, Change::Upsert));
                         }
                     }
@@ -423,7 +426,7 @@ async fn stream(
                 Message::Update { oid, key: Some(old), new } => {
                     if let Some(Some(at)) = rels.get(&oid) {
                         // The id itself changed: the old point goes.
-                        if let (Some(o), Some(k)) = (key_text(&old, Some(*at)), key_text(&new, Some(*at))) {
+                        if let (Some(o), Some(k)) = (key_text(&old, *at), key_text(&new, *at)) {
                             if o != k {
                                 changes.push((o, Change::Delete));
                             }
@@ -433,7 +436,7 @@ async fn stream(
                 }
                 Message::Delete { oid, key } => {
                     if let Some(Some(at)) = rels.get(&oid) {
-                        if let Some(k) = key_text(&key, Some(*at)) {
+                        if let Some(k) = key_text(&key, *at) {
                             changes.push((k, Change::Delete));
                         }
                     }

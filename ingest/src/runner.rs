@@ -287,8 +287,7 @@ async fn probe(opts: &Options, spec: &JobSpec) -> Result<Option<Vec<String>>> {
         SourceSpec::File { path, format } => {
             let full = resolve_import(&opts.import_dirs, path)?;
             let format = crate::file::format_of(path, *format)?;
-            let mapping = spec.mapping.clone();
-            crate::writer::blocking(move || crate::file::columns(&full, format, &mapping)).await
+            crate::writer::blocking(move || crate::file::columns(&full, format)).await
         }
         SourceSpec::S3 { .. } => Ok(None),
         SourceSpec::Postgres { .. } => crate::postgres::probe(spec).await.map(Some),
@@ -368,7 +367,7 @@ async fn run(inner: &Arc<Inner>, job: &Arc<Job>) {
             }
             Err(_) if job.stop_requested() => {
                 if job.cancelled() {
-                    cleanup(inner, job).await;
+                    cleanup(job).await;
                 }
                 return;
             }
@@ -388,7 +387,7 @@ async fn run(inner: &Arc<Inner>, job: &Arc<Job>) {
                 }
                 if job.stop_requested() {
                     if job.cancelled() {
-                        cleanup(inner, job).await;
+                        cleanup(job).await;
                     }
                     return;
                 }
@@ -428,8 +427,7 @@ async fn run_once(inner: &Arc<Inner>, job: &Arc<Job>, attempt: &mut u32) -> Resu
 }
 
 /// After a cancel: release what the source holds (a replication slot).
-async fn cleanup(inner: &Arc<Inner>, job: &Arc<Job>) {
-    let _ = inner;
+async fn cleanup(job: &Arc<Job>) {
     let rec = job.record();
     if let Err(e) = crate::postgres::cleanup(&rec).await {
         tracing::warn!(job = %job.id, error = %e, "cannot drop the job's replication slot; drop it by hand");

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use naksha_query::{Collection, Document, Filter, PointId};
 use serde_json::{Map, Value};
 
-use crate::job::{now_ms, Checkpoint, Job, Lag};
+use crate::job::{Checkpoint, Job, Lag};
 use crate::row::{Item, Labeled};
 use crate::spec::Mapping;
 use crate::{Error, Result, Sink};
@@ -90,15 +90,7 @@ impl Writer {
         let read = rows.len() as u64;
         let (sink, mapping) = (self.sink.clone(), self.mapping.clone());
         let out = blocking(move || write_rows(&*sink, &mapping, rows, extra.as_deref())).await?;
-        self.record(
-            |p| {
-                p.read += read;
-                p.written += out.written;
-                p.bytes += bytes;
-            },
-            out.errors,
-            cp,
-        )
+        self.written(read, bytes, out, cp)
     }
 
     /// Write documents (S3 document objects), each labelled; then move to `cp`.
@@ -117,10 +109,16 @@ impl Writer {
             write_checked(&*sink, &c, items)
         })
         .await?;
+        self.written(read, bytes, out, cp)
+    }
+
+    /// Count a written batch and move to `cp`.
+    fn written(&mut self, read: u64, bytes: u64, out: Outcome, cp: Checkpoint) -> Result<()> {
+        let written = out.written;
         self.record(
             |p| {
                 p.read += read;
-                p.written += out.written;
+                p.written += written;
                 p.bytes += bytes;
             },
             out.errors,
@@ -130,25 +128,28 @@ impl Writer {
 
     /// Delete points by id, then move to `cp`.
     pub async fn delete(&mut self, ids: Vec<PointId>, cp: Checkpoint) -> Result<()> {
-        self.check_stop()?;
-        let sink = self.sink.clone();
-        let n = blocking(move || Ok(sink.collection()?.delete(ids)?)).await?;
-        self.record(|p| p.deleted += n as u64, Vec::new(), cp)
+        self.delete_with(move |c| c.delete(ids), cp).await
     }
 
     /// Delete every point matching `filter` (an object's stale rows), then move to `cp`.
     pub async fn delete_where(&mut self, filter: Filter, cp: Checkpoint) -> Result<()> {
-        self.check_stop()?;
-        let sink = self.sink.clone();
-        let n = blocking(move || Ok(sink.collection()?.delete_where(&filter)?)).await?;
-        self.record(|p| p.deleted += n as u64, Vec::new(), cp)
+        self.delete_with(move |c| c.delete_where(&filter), cp).await
     }
 
     /// Delete every point (a captured TRUNCATE).
     pub async fn delete_all(&mut self, cp: Checkpoint) -> Result<()> {
+        self.delete_with(|c| c.delete_all(), cp).await
+    }
+
+    /// Run a delete on the collection off the async workers, count it, move to `cp`.
+    async fn delete_with(
+        &mut self,
+        f: impl FnOnce(&Collection) -> naksha_query::Result<usize> + Send + 'static,
+        cp: Checkpoint,
+    ) -> Result<()> {
         self.check_stop()?;
         let sink = self.sink.clone();
-        let n = blocking(move || Ok(sink.collection()?.delete_all()?)).await?;
+        let n = blocking(move || Ok(f(&*sink.collection()?)?)).await?;
         self.record(|p| p.deleted += n as u64, Vec::new(), cp)
     }
 
@@ -203,11 +204,6 @@ impl Writer {
             self.last_save = Instant::now();
         }
         Ok(())
-    }
-
-    /// When the job last caught up with its source (for [`Lag`]).
-    pub fn caught_up_now() -> u64 {
-        now_ms()
     }
 }
 

@@ -63,11 +63,7 @@ pub async fn get(
     Extension(ctx): Extension<Arc<Ctx>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let view = state.jobs()?.get(Some(&ctx.tenant), &id).map_err(to_api)?;
-    if !ctx.visible(&view.collection) {
-        return Err(ApiError::not_found(format!("job {id:?} not found")));
-    }
-    Ok(json_response(StatusCode::OK, &view))
+    Ok(json_response(StatusCode::OK, &visible_job(&state, &ctx, &id)?))
 }
 
 /// Cancel a queued or running job (a CDC job's own replication slot is dropped); 409 once finished.
@@ -78,11 +74,17 @@ pub async fn cancel(
     Extension(ctx): Extension<Arc<Ctx>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let jobs = state.jobs()?;
-    let view = jobs.get(Some(&ctx.tenant), &id).map_err(to_api)?;
+    visible_job(&state, &ctx, &id)?;
+    let view = state.jobs()?.cancel(Some(&ctx.tenant), &id).await.map_err(to_api)?;
+    Ok(json_response(StatusCode::OK, &view))
+}
+
+/// A job of the caller's tenant whose collection its key may use; 404 otherwise
+/// (a job out of the key's scope looks exactly like a missing one).
+fn visible_job(state: &AppState, ctx: &Ctx, id: &str) -> Result<JobView, ApiError> {
+    let view = state.jobs()?.get(Some(&ctx.tenant), id).map_err(to_api)?;
     if !ctx.visible(&view.collection) {
         return Err(ApiError::not_found(format!("job {id:?} not found")));
     }
-    let view = jobs.cancel(Some(&ctx.tenant), &id).await.map_err(to_api)?;
-    Ok(json_response(StatusCode::OK, &view))
+    Ok(view)
 }
