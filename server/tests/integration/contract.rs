@@ -116,7 +116,11 @@ fn the_openapi_document_is_valid_and_typed() {
 /// allows, and much it does not, to every operation of a live server with the
 /// real model, for a bounded time: no reply may be a 5xx, and every reply's
 /// status, content type and body must be as the document says. DELETE is left
-/// out so the seeded collection stays for the others.
+/// out so the seeded collection stays for the others. One worker: with two,
+/// hypothesis parses lambdas' source from two threads at once, which CPython
+/// 3.11 before 3.11.9 can fail with a spurious "AST constructor recursion
+/// depth mismatch" SystemError (cpython gh-106905), a failure of the tool and
+/// not of the server.
 #[test]
 fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     let venv = tools();
@@ -128,7 +132,7 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         .arg("--config-file")
         .arg(&config_file)
         .args(["run", &format!("{}/openapi.json", s.url)])
-        .args(["--checks", checks, "--max-time", "90", "--seed", "17", "--workers", "2"])
+        .args(["--checks", checks, "--max-time", "90", "--seed", "17", "--workers", "1"])
         .args(["--exclude-method", "DELETE", "--no-color", "--request-timeout", "30"])
         .current_dir(dir.path()));
     assert!(ok, "schemathesis found problems:\n{out}");
