@@ -29,6 +29,7 @@ pub mod plot;
 pub mod quality;
 pub mod rag;
 pub mod report;
+pub mod snapshots;
 pub mod soak;
 pub mod sources;
 pub mod tenants;

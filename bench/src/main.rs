@@ -186,6 +186,21 @@ enum Command {
         #[arg(long)]
         http_addr: std::net::SocketAddr,
     },
+    /// Snapshot and restore MB/s beside cp -r and tar on the same collection.
+    Snapshot {
+        #[arg(long, default_value_t = 500_000)]
+        points: usize,
+        #[arg(long, default_value_t = 128)]
+        dim: usize,
+        /// Runs per timing (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        /// Scratch folder (on the file system to measure).
+        #[arg(long, default_value = "target")]
+        dir: PathBuf,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Durable ingest throughput (points/s) through the embedded API and HTTP NDJSON.
     Ingest {
         /// Points written per cell.
@@ -453,6 +468,11 @@ fn main() -> Result<()> {
             };
             let report = naksha_bench::sources::run(&args)?;
             emit(&naksha_bench::sources::markdown(&report, &args, &command), out)?;
+        }
+        Command::Snapshot { points, dim, reps, dir, out } => {
+            let args = naksha_bench::snapshots::SnapshotArgs { points, dim, reps, dir };
+            let report = naksha_bench::snapshots::run(&args)?;
+            emit(&naksha_bench::snapshots::markdown(&report, &args, &command), out)?;
         }
         Command::Ingest { points, dim, batch, writers, out, .. } => {
             let writers = list("writers", &writers)?;

@@ -262,11 +262,17 @@ impl Jobs {
 /// Resolve a file source's path under the import directories: relative, no
 /// `..`, and (after symlinks) inside one of them.
 pub fn resolve_import(dirs: &[PathBuf], path: &str) -> Result<PathBuf> {
+    resolve_under(dirs, path, "jobs.import_dirs", "file sources")
+}
+
+/// Resolve `path` under the folders of the setting `setting` (the operator's
+/// allow-list for `what`): relative, no `..`, and (after symlinks) inside one.
+pub fn resolve_under(dirs: &[PathBuf], path: &str, setting: &str, what: &str) -> Result<PathBuf> {
     if dirs.is_empty() {
-        return Err(Error::Forbidden("file sources are off: the operator has set no jobs.import_dirs".into()));
+        return Err(Error::Forbidden(format!("{what} are off: the operator has set no {setting}")));
     }
     let rel = Path::new(path);
-    let outside = || Error::Forbidden(format!("{path:?} is outside the import directories (jobs.import_dirs)"));
+    let outside = || Error::Forbidden(format!("{path:?} is outside the folders of {setting}"));
     if rel.is_absolute() || rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
         return Err(outside());
     }
@@ -278,7 +284,7 @@ pub fn resolve_import(dirs: &[PathBuf], path: &str) -> Result<PathBuf> {
         }
         return Ok(full);
     }
-    Err(Error::Invalid(format!("source.path: {path:?} was not found in the import directories")))
+    Err(Error::Invalid(format!("{path:?} was not found in the folders of {setting}")))
 }
 
 /// The source's field names, when they can be learnt quickly (`None`: not known before reading).

@@ -21,6 +21,12 @@ pub enum Error {
     /// failure a server one ([`Error::is_client_error`] tells).
     #[error(transparent)]
     Embed(#[from] naksha_embed::Error),
+    /// Something else the request names does not exist (a snapshot).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with what exists (a restore onto a collection that exists).
+    #[error("{0}")]
+    Conflict(String),
     /// The collection cannot take this request now (its memtable is full and
     /// flushes are failing, e.g. on a full disk). Retry once the cause is fixed.
     #[error("unavailable: {0}")]
@@ -87,8 +93,8 @@ impl Error {
                 | naksha_embed::Error::Io(_) => ErrorKind::Internal,
             },
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
-            Error::CollectionNotFound(_) => ErrorKind::NotFound,
-            Error::CollectionExists(_) => ErrorKind::AlreadyExists,
+            Error::CollectionNotFound(_) | Error::NotFound(_) => ErrorKind::NotFound,
+            Error::CollectionExists(_) | Error::Conflict(_) => ErrorKind::AlreadyExists,
             Error::Unavailable(_) | Error::Locked(_) => ErrorKind::Unavailable,
             Error::Internal(_) => ErrorKind::Internal,
         }

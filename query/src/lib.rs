@@ -30,6 +30,7 @@ mod error;
 pub mod filter;
 pub mod hybrid;
 pub mod planner;
+pub mod snapshot;
 
 pub use collection::{
     Collection, CollectionInfo, Document, DocumentsWritten, HealthStatus, Metrics, Record, ScoredPoint, SearchRequest,
@@ -48,3 +49,4 @@ pub use naksha_index::payload::FieldType;
 pub use naksha_index::quant::Quantization;
 pub use naksha_index::text::{Analyzer, AnalyzerKind, Syntax, TextLanguage};
 pub use naksha_storage::point::{Point, PointId};
+pub use snapshot::{ArchiveManifest, Restored, SnapshotInfo};

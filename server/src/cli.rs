@@ -34,13 +34,7 @@ impl Client {
     /// Send a request; returns the status and the parsed JSON body.
     pub fn request(&self, method: &str, path: &str, body: Option<(&str, String)>) -> Result<(u16, Value)> {
         let url = format!("{}{path}", self.base);
-        let mut headers = Vec::new();
-        if let Some(k) = &self.api_key {
-            headers.push(("Authorization", format!("Bearer {k}")));
-        }
-        if let Some(t) = &self.tenant {
-            headers.push(("X-Naksha-Tenant", t.clone()));
-        }
+        let headers = self.headers();
         let res = match (method, body) {
             ("GET" | "DELETE", _) => {
                 let mut r = if method == "GET" { self.agent.get(&url) } else { self.agent.delete(&url) };
@@ -67,6 +61,73 @@ impl Client {
         let text = res.into_body().read_to_string()?;
         let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Ok((status, value))
+    }
+
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut h = Vec::new();
+        if let Some(k) = &self.api_key {
+            h.push(("Authorization", format!("Bearer {k}")));
+        }
+        if let Some(t) = &self.tenant {
+            h.push(("X-Naksha-Tenant", t.clone()));
+        }
+        h
+    }
+
+    /// GET `path` into the file `dest` with a progress bar; returns the bytes
+    /// and the SHA-256 the server sent (`X-Naksha-Sha256`), checked against the bytes.
+    pub fn download(&self, path: &str, dest: &Path) -> Result<u64> {
+        let url = format!("{}{path}", self.base);
+        let mut r = self.agent.get(&url);
+        for (k, v) in self.headers() {
+            r = r.header(k, v);
+        }
+        let res = r.call().with_context(|| format!("cannot reach {url}"))?;
+        let status = res.status().as_u16();
+        if status >= 400 {
+            let v: Value = serde_json::from_str(&res.into_body().read_to_string()?).unwrap_or(Value::Null);
+            bail!("{status}: {}", v["error"]["message"].as_str().unwrap_or("error"));
+        }
+        let want = res.headers().get("x-naksha-sha256").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let total = res.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse().ok());
+        let bar = bytes_bar(total);
+        let mut reader = bar.wrap_read(res.into_body().into_reader());
+        let partial = dest.with_extension("partial");
+        let mut out = std::io::BufWriter::new(fs_err::File::create(&partial)?);
+        let n = std::io::copy(&mut reader, &mut out)?;
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        bar.finish();
+        let (_, got) = naksha_query::snapshot::hash_file(&partial)?;
+        if let Some(want) = want.filter(|w| *w != got) {
+            let _ = fs_err::remove_file(&partial);
+            bail!("the download's SHA-256 is {got}, the server sent {want}: damaged in transit");
+        }
+        fs_err::rename(&partial, dest)?;
+        eprintln!("{n} bytes, sha256 {got}");
+        Ok(n)
+    }
+
+    /// POST the file `src` as `application/octet-stream` with a progress bar.
+    pub fn upload(&self, path: &str, src: &Path) -> Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let file = fs_err::File::open(src)?;
+        let bar = bytes_bar(Some(file.metadata()?.len()));
+        let mut reader = bar.wrap_read(std::io::BufReader::with_capacity(1 << 20, file));
+        let mut r = self.agent.post(&url);
+        for (k, v) in self.headers() {
+            r = r.header(k, v);
+        }
+        let res = r
+            .header("Content-Type", "application/octet-stream")
+            .send(ureq::SendBody::from_reader(&mut reader))
+            .with_context(|| format!("cannot reach {url}"))?;
+        bar.finish();
+        let status = res.status().as_u16();
+        let v: Value = serde_json::from_str(&res.into_body().read_to_string()?).unwrap_or(Value::Null);
+        if status >= 400 {
+            bail!("{status}: {}", v["error"]["message"].as_str().unwrap_or("error"));
+        }
+        Ok(v)
     }
 
     fn ok(&self, method: &str, path: &str, body: Option<(&str, String)>) -> Result<Value> {
@@ -608,4 +669,155 @@ fn watch(client: &Client, id: &str) -> Result<()> {
         }
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
+}
+
+/// A progress bar over bytes (a spinner when the total is unknown).
+fn bytes_bar(total: Option<u64>) -> ProgressBar {
+    match total {
+        Some(t) => {
+            let bar = ProgressBar::new(t);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} (eta {eta})")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar
+        }
+        None => ProgressBar::new_spinner(),
+    }
+}
+
+/// `naksha snapshots ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum SnapshotsAction {
+    /// Snapshot a collection online (or every collection with --all).
+    Create {
+        /// Collection.
+        #[arg(required_unless_present = "all")]
+        collection: Option<String>,
+        /// Every collection of the tenant.
+        #[arg(long, conflicts_with = "collection")]
+        all: bool,
+        /// Also upload it to the server's [backup] bucket.
+        #[arg(long)]
+        s3: bool,
+    },
+    /// List snapshots kept on the server (of one collection, or all), or with --s3 the bucket's.
+    List {
+        /// Collection.
+        collection: Option<String>,
+        /// List the backups in the [backup] bucket instead.
+        #[arg(long, conflicts_with = "collection")]
+        s3: bool,
+    },
+    /// Download a snapshot's archive (checked against its SHA-256).
+    Download {
+        /// Collection.
+        collection: String,
+        /// Snapshot id.
+        id: String,
+        /// Where to write it (default: COLLECTION-ID.tar).
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Restore into a new collection: a snapshot kept on the server (COLLECTION ID),
+    /// a local archive uploaded (--file), an object of the backup bucket (--s3-key),
+    /// or an archive on the server under backup.restore_dirs (--path).
+    Restore {
+        /// Collection of a snapshot kept on the server.
+        collection: Option<String>,
+        /// Its id.
+        id: Option<String>,
+        /// Name of the new collection.
+        #[arg(long)]
+        target: String,
+        /// Upload this archive.
+        #[arg(long, conflicts_with_all = ["collection", "s3_key", "path"])]
+        file: Option<std::path::PathBuf>,
+        /// Restore this key of the backup bucket.
+        #[arg(long, conflicts_with_all = ["collection", "path"])]
+        s3_key: Option<String>,
+        /// Restore this path under the server's backup.restore_dirs.
+        #[arg(long, conflicts_with = "collection")]
+        path: Option<String>,
+    },
+    /// Delete a snapshot kept on the server.
+    Delete {
+        /// Collection.
+        collection: String,
+        /// Snapshot id.
+        id: String,
+    },
+}
+
+fn print_snapshot_rows(v: &Value) {
+    for s in v["snapshots"].as_array().into_iter().flatten() {
+        match s["key"].as_str() {
+            Some(key) => println!("{key}\t{}\t{}", s["size_bytes"], s["last_modified"].as_str().unwrap_or("")),
+            None => println!(
+                "{}\t{}\tseq={}\tpoints={}\t{} bytes\t{}",
+                s["collection"].as_str().unwrap_or(""),
+                s["id"].as_str().unwrap_or(""),
+                s["seq"],
+                s["points"],
+                s["size_bytes"],
+                s["created_at"].as_str().unwrap_or("")
+            ),
+        }
+    }
+}
+
+/// Run a `snapshots` command.
+pub fn snapshots(client: &Client, action: SnapshotsAction) -> Result<()> {
+    let json = |v: Value| Some(("application/json", v.to_string()));
+    let v = match action {
+        SnapshotsAction::Create { collection, all, s3 } => {
+            let body = if s3 { json!({"upload": "s3"}) } else { json!({}) };
+            let path = match (collection, all) {
+                (_, true) => "/v1/snapshots".to_owned(),
+                (Some(c), false) => format!("/v1/collections/{c}/snapshots"),
+                (None, false) => bail!("give a COLLECTION or --all"),
+            };
+            let spinner = ProgressBar::new_spinner().with_message("snapshotting");
+            spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+            let v = client.ok("POST", &path, json(body));
+            spinner.finish_and_clear();
+            v?
+        }
+        SnapshotsAction::List { collection, s3 } => {
+            let path = match (collection, s3) {
+                (_, true) => "/v1/snapshots/s3".to_owned(),
+                (Some(c), false) => format!("/v1/collections/{c}/snapshots"),
+                (None, false) => "/v1/snapshots".to_owned(),
+            };
+            print_snapshot_rows(&client.ok("GET", &path, None)?);
+            return Ok(());
+        }
+        SnapshotsAction::Download { collection, id, output } => {
+            let dest = output.unwrap_or_else(|| format!("{collection}-{id}.tar").into());
+            client.download(&format!("/v1/collections/{collection}/snapshots/{id}"), &dest)?;
+            println!("{}", dest.display());
+            return Ok(());
+        }
+        SnapshotsAction::Restore { collection, id, target, file, s3_key, path } => {
+            match (collection, id, file, s3_key, path) {
+                (_, _, Some(f), None, None) => client.upload(&format!("/v1/snapshots/restore?target={target}"), &f)?,
+                (None, None, None, Some(key), None) => {
+                    client.ok("POST", "/v1/snapshots/restore", json(json!({"s3": {"key": key}, "target": target})))?
+                }
+                (None, None, None, None, Some(p)) => {
+                    client.ok("POST", "/v1/snapshots/restore", json(json!({"path": p, "target": target})))?
+                }
+                (Some(c), Some(id), None, None, None) => client.ok(
+                    "POST",
+                    &format!("/v1/collections/{c}/snapshots/{id}/restore"),
+                    json(json!({"target": target})),
+                )?,
+                _ => bail!("name one source: COLLECTION ID, --file, --s3-key or --path"),
+            }
+        }
+        SnapshotsAction::Delete { collection, id } => {
+            client.ok("DELETE", &format!("/v1/collections/{collection}/snapshots/{id}"), None)?
+        }
+    };
+    print_json(&v)
 }

@@ -7,6 +7,7 @@
 //! every acknowledged write is already fsynced in the WAL.
 #![forbid(unsafe_code)]
 
+pub mod backup;
 pub mod bounded;
 pub mod cli;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod metrics;
 pub mod ops;
 pub mod schema;
 pub mod settings;
+pub mod snapshots;
 pub mod state;
 pub mod tenancy;
 pub mod tls;
@@ -47,6 +49,11 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()> + Send +
             tracing::warn!(addr = %a, auth = !settings.server.api_key.is_empty(), tls = !settings.server.tls_cert_file.is_empty(), "listening beyond loopback");
         }
     }
+    let backups = backup::Backups::connect(&settings.backup).await.map_err(anyhow::Error::msg)?.map(Arc::new);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
     let state = Arc::new(AppState {
         tenancy: OnceLock::new(),
         ready: Default::default(),
@@ -55,7 +62,13 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()> + Send +
         generator_hosts: settings.server.generator_hosts.clone(),
         policy: http::guard::Policy::new(addr, &settings.server),
         jobs: OnceLock::new(),
+        backups: backups.clone(),
+        restore_dirs: settings.backup.restore_dirs.clone(),
     });
+    if let Some(b) = backups.filter(|b| b.schedule.is_some()) {
+        tracing::info!(bucket = %b.bucket, schedule = %settings.backup.schedule, "scheduled backups on");
+        tokio::spawn(snapshots::run_schedule(Arc::downgrade(&state), b, stopped(stop_rx.clone())));
+    }
     let options = EngineOptions {
         flush_points: settings.storage.flush_points,
         max_memtable_points: settings.storage.flush_points.saturating_mul(4),
@@ -111,7 +124,6 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()> + Send +
     });
     let failed = Arc::new(tokio::sync::Mutex::new(None));
     let failed_slot = failed.clone();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         tokio::select! {
             () = shutdown => tracing::info!("shutting down: finishing in-flight requests"),
@@ -119,9 +131,6 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()> + Send +
         }
         let _ = stop_tx.send(true);
     });
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
     tokio::spawn(close_idle_tenants(
         Arc::downgrade(&state),
         Duration::from_secs(settings.tenants.idle_close_secs),

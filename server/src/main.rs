@@ -80,6 +80,13 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Snapshots, downloads, restores and S3 backups on a running server.
+    Snapshots {
+        #[command(subcommand)]
+        action: cli::SnapshotsAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Manage collections on a running server.
     Collections {
         #[command(subcommand)]
@@ -199,6 +206,7 @@ fn main() -> Result<()> {
         Command::Tenants { action, remote } => cli::tenants(&remote.client(), action),
         Command::Keys { action, remote } => cli::keys(&remote.client(), action),
         Command::Jobs { action, remote } => cli::jobs(&remote.client(), action),
+        Command::Snapshots { action, remote } => cli::snapshots(&remote.client(), action),
         Command::Collections { action, remote } => cli::collections(&remote.client(), action),
         Command::Import { file, collection, batch, remote } => cli::import(&remote.client(), &file, &collection, batch),
         Command::Query { collection, vector, text, mode, highlight, limit, filter, remote } => {

@@ -21,13 +21,51 @@ struct Histogram {
     sum: f64,
 }
 
-/// Request metrics, keyed by (method, route, status).
+/// Snapshot and backup operations of one kind and outcome.
+#[derive(Debug, Default, Clone, Copy)]
+struct SnapshotOps {
+    count: u64,
+    bytes: u64,
+    seconds: f64,
+}
+
+/// Request metrics, keyed by (method, route, status), and snapshot operations.
 #[derive(Debug, Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), Histogram>>,
+    snapshots: Mutex<BTreeMap<(&'static str, &'static str), SnapshotOps>>,
 }
 
 impl Metrics {
+    /// Record a snapshot operation (`create`, `restore`, `upload`, `download`, `s3_download`).
+    pub fn snapshot_op(&self, op: &'static str, ok: bool, bytes: u64, seconds: f64) {
+        let mut map = self.snapshots.lock();
+        let e = map.entry((op, if ok { "ok" } else { "error" })).or_default();
+        e.count += 1;
+        e.bytes += bytes;
+        e.seconds += seconds;
+    }
+
+    fn render_snapshots(&self, s: &mut String) {
+        let map = self.snapshots.lock().clone();
+        type Series = (&'static str, &'static str, fn(&SnapshotOps) -> f64);
+        let series: [Series; 3] = [
+            ("naksha_snapshot_operations_total", "Snapshot, restore and backup operations by op and outcome.", |o| {
+                o.count as f64
+            }),
+            ("naksha_snapshot_bytes_total", "Archive bytes written, read or sent, by op and outcome.", |o| {
+                o.bytes as f64
+            }),
+            ("naksha_snapshot_seconds_total", "Time spent in snapshot operations, by op and outcome.", |o| o.seconds),
+        ];
+        for (metric, help, get) in series {
+            let _ = writeln!(s, "# HELP {metric} {help}\n# TYPE {metric} counter");
+            for ((op, outcome), o) in &map {
+                let _ = writeln!(s, "{metric}{{op=\"{op}\",outcome=\"{outcome}\"}} {}", get(o));
+            }
+        }
+    }
+
     /// Record one request.
     pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
         let mut map = self.requests.lock();
@@ -135,6 +173,7 @@ impl Metrics {
         if let Some(j) = jobs {
             render_jobs(&mut s, j);
         }
+        self.render_snapshots(&mut s);
         let rss = fs_err::read_to_string("/proc/self/statm")
             .ok()
             .and_then(|t| t.split_whitespace().nth(1)?.parse::<u64>().ok())

@@ -29,6 +29,36 @@ pub struct Settings {
     pub audit: AuditSettings,
     /// Ingestion jobs.
     pub jobs: JobsSettings,
+    /// Snapshots and S3 backups.
+    pub backup: BackupSettings,
+}
+
+/// `[backup]`: snapshots, S3 backups and their schedule.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BackupSettings {
+    /// Bucket for backups (empty: S3 backups off).
+    pub s3_bucket: String,
+    /// Key prefix inside the bucket.
+    pub s3_prefix: String,
+    /// Endpoint of an S3-compatible store (empty: AWS).
+    pub s3_endpoint: String,
+    /// Region (empty: the environment's, else us-east-1).
+    pub s3_region: String,
+    /// File holding the access key id (with `s3_secret_access_key_file`; else the SDK's credential chain).
+    pub s3_access_key_id_file: String,
+    /// File holding the secret access key.
+    pub s3_secret_access_key_file: String,
+    /// Part size of multipart uploads in MiB (at least 5): the memory an upload holds.
+    pub s3_part_mib: usize,
+    /// Cron schedule (UTC) of automatic backups of every collection (empty: none).
+    pub schedule: String,
+    /// Scheduled backups kept: the newest of each of this many days.
+    pub keep_daily: usize,
+    /// ... and of each of this many ISO weeks.
+    pub keep_weekly: usize,
+    /// Folders a restore may read archives from by path (empty: restores by path are refused).
+    pub restore_dirs: Vec<PathBuf>,
 }
 
 /// `[jobs]`: ingestion jobs.

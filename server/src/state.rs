@@ -26,6 +26,10 @@ pub struct AppState {
     pub policy: Policy,
     /// Ingestion jobs, set with the tenancy once recovery has finished.
     pub jobs: OnceLock<naksha_ingest::Jobs>,
+    /// The S3 backup bucket, when `backup.s3_bucket` is set.
+    pub backups: Option<Arc<crate::backup::Backups>>,
+    /// Folders restores by local path may read (`backup.restore_dirs`).
+    pub restore_dirs: Vec<std::path::PathBuf>,
 }
 
 impl AppState {

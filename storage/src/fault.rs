@@ -42,6 +42,10 @@ pub const POINTS: &[(&str, &str)] = &[
     ("merge.before_manifest", "merge: new segment in place, manifest not yet swapped"),
     ("merge.after_manifest", "merge: manifest swapped, old segment directories not yet removed"),
     ("collection.delete", "deleting a collection: before the directory is renamed away"),
+    ("snapshot.pack", "snapshot: the cut is taken (hard links), the archive partly written"),
+    ("snapshot.before_publish", "snapshot: the archive is complete and fsynced, not yet renamed into place"),
+    ("restore.write", "restore: writing an archive's file into the staging directory"),
+    ("restore.before_rename", "restore: every file verified, the collection not yet renamed into place"),
 ];
 
 /// What an armed point does.

@@ -222,6 +222,35 @@ pub fn scan(bytes: &[u8], expect_first: Option<u64>) -> Result<Scan, String> {
     Ok(Scan { records, good_len: pos as u64, damage, version })
 }
 
+/// The byte offset just past the last record `<= seq` of a WAL file image
+/// (its header when the file holds none), checking each such record's CRC.
+fn record_end(bytes: &[u8], seq: u64) -> Result<usize, String> {
+    if bytes.len() < FILE_HEADER || &bytes[..8] != MAGIC {
+        return Err("not a WAL file".into());
+    }
+    let mut pos = FILE_HEADER;
+    while pos < bytes.len() {
+        let rest = &bytes[pos..];
+        if rest.len() < RECORD_HEADER {
+            return Err(format!("short record header at offset {pos}"));
+        }
+        let len = u32::from_le_bytes(rest[0..4].try_into().unwrap_or_default()) as usize;
+        let crc = u32::from_le_bytes(rest[4..8].try_into().unwrap_or_default());
+        let rec_seq = u64::from_le_bytes(rest[8..16].try_into().unwrap_or_default());
+        if rec_seq > seq {
+            break;
+        }
+        if rest.len() < RECORD_HEADER + len {
+            return Err(format!("short record at offset {pos}"));
+        }
+        if crc32c::crc32c(&rest[8..RECORD_HEADER + len]) != crc {
+            return Err(format!("checksum mismatch at offset {pos}"));
+        }
+        pos += RECORD_HEADER + len;
+    }
+    Ok(pos)
+}
+
 /// Create the file for records from `first_seq` on. A file of that name can
 /// only be left over from a creation that failed part-way (its first record was
 /// never appended), so it is overwritten. On failure the file is removed again:
@@ -467,6 +496,26 @@ impl Wal {
             dirs::sync_dir(&self.dir)?;
         }
         Ok(())
+    }
+
+    /// Copy every record with a sequence number `<= seq` into a new log in
+    /// `dest` (a snapshot's cut). Files keep their names and are cut just past
+    /// record `seq`; files that start after it are left out. The records must
+    /// be durable ([`Wal::sync_through`]) and the caller must keep
+    /// [`Wal::truncate_through`] from running meanwhile (the collection's
+    /// maintenance lock). Every copied record's checksum is verified.
+    pub fn copy_through(&self, seq: u64, dest: &Path) -> Result<()> {
+        let files: Vec<(u64, PathBuf)> = self.writer.lock().files.clone();
+        fs_err::create_dir_all(dest)?;
+        for (first, path) in files.into_iter().filter(|(first, _)| *first <= seq) {
+            let bytes = fs_err::read(&path)?;
+            let end = record_end(&bytes, seq).map_err(|reason| Error::corrupt(&path, reason))?;
+            let out = dest.join(file_name(first));
+            let mut f = File::create(&out)?;
+            fault::write_all("section.write", &out, &mut f, &bytes[..end])?;
+            f.sync_all()?;
+        }
+        dirs::sync_dir(dest)
     }
 
     /// Number of WAL files on disk and their total size.

@@ -371,6 +371,35 @@ impl Collection {
         f()
     }
 
+    /// Take a point-in-time cut into `dest` (which must not exist): the
+    /// manifest on disk, hard links to the segment files it lists (copies
+    /// where the file system cannot link), and the WAL up to the last applied
+    /// sequence number. Opening `dest` as a collection gives exactly the
+    /// state at that sequence number. Writes go on meanwhile; only flushes
+    /// and merges wait (they hold the same lock). Returns the sequence number
+    /// and the live point count at the cut.
+    pub fn cut(&self, dest: &Path) -> Result<(u64, usize)> {
+        let _maintenance = self.inner.maintenance.lock();
+        // Applied records were made durable before they were applied.
+        let (seq, points) = {
+            let st = self.inner.state.read();
+            (st.applied_seq, st.ids.len())
+        };
+        let dir = &self.inner.dir;
+        let manifest = Manifest::load(dir)?.ok_or_else(|| internal("collection without a manifest"))?;
+        fs_err::create_dir_all(dest).map_err(naksha_storage::Error::from)?;
+        fs_err::copy(dir.join(manifest::FILE_NAME), dest.join(manifest::FILE_NAME))
+            .map_err(naksha_storage::Error::from)?;
+        for s in &manifest.segments {
+            let name = manifest::segment_dir_name(s.id);
+            let keep = |file: &str| !file.starts_with("deletes-") || s.deletes.as_deref() == Some(file);
+            link_tree(&dir.join(&name), &dest.join(&name), &keep)?;
+        }
+        self.inner.wal.copy_through(seq, &dest.join("wal"))?;
+        naksha_storage::dirs::sync_dir(dest)?;
+        Ok((seq, points))
+    }
+
     /// Name.
     pub fn name(&self) -> &str {
         &self.inner.name
@@ -617,6 +646,25 @@ impl Collection {
 
 fn internal(what: &str) -> Error {
     Error::Internal(what.to_owned())
+}
+
+/// Hard-link every file under `src` into the same place under `dst` (copy
+/// where linking fails: another file system, or one without links), skipping
+/// top-level files `keep` refuses.
+fn link_tree(src: &Path, dst: &Path, keep: &dyn Fn(&str) -> bool) -> Result<()> {
+    let io = naksha_storage::Error::from;
+    fs_err::create_dir_all(dst).map_err(io)?;
+    for entry in fs_err::read_dir(src).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let (from, to) = (entry.path(), dst.join(&name));
+        if entry.file_type().map_err(io)?.is_dir() {
+            link_tree(&from, &to, &|_| true)?;
+        } else if keep(&name) && fs_err::hard_link(&from, &to).is_err() {
+            fs_err::copy(&from, &to).map_err(io)?;
+        }
+    }
+    Ok(())
 }
 
 /// Remove segment directories and temporary files the manifest does not list

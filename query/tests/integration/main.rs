@@ -7,5 +7,6 @@ mod fixtures;
 mod fulltext;
 mod lifecycle;
 mod recall;
+mod snapshot;
 mod text;
 mod validation;

@@ -92,7 +92,7 @@ pub async fn check(State(state): State<Arc<AppState>>, req: Request, next: Next)
             return res;
         }
     }
-    if matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH) {
+    if matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH) && !is_archive_upload(&req) {
         let ct = req.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or_default());
         if !ct.is_some_and(is_json_or_ndjson) {
             return ApiError::new(
@@ -121,6 +121,18 @@ pub async fn check(State(state): State<Arc<AppState>>, req: Request, next: Next)
         cors_headers(&mut res, origin);
     }
     res
+}
+
+/// An archive uploaded for a restore: the one body that is neither JSON nor
+/// bounded by the body limit (it is streamed to disk, not held in memory).
+fn is_archive_upload(req: &Request) -> bool {
+    req.method() == Method::POST
+        && req.uri().path() == "/v1/snapshots/restore"
+        && req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.trim().to_ascii_lowercase().starts_with("application/octet-stream"))
 }
 
 /// Error replies that are not already JSON (axum's own 405 and rejections)

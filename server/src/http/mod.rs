@@ -10,6 +10,7 @@
 //! | `embed.rs`       | `GET /v1/models`, `POST /v1/embed`, documents (chunked)       |
 //! | `tenants.rs`     | tenants, their keys, the audit log                            |
 //! | `jobs.rs`        | ingestion jobs: create, list, get, cancel                     |
+//! | `snapshots.rs`   | snapshots, downloads, restores, S3 backups                    |
 //! | `access.rs`      | each route's operation name and [`crate::tenancy::Action`]     |
 //! | `guard.rs`       | Host/Origin/CORS, media type, URI and body-size checks        |
 //! | `serve.rs`       | the accept loop: connection cap, header and idle timeouts     |
@@ -29,6 +30,7 @@ pub mod points;
 pub mod query;
 mod rag;
 pub mod serve;
+pub mod snapshots;
 pub mod tenants;
 
 use std::any::Any;
@@ -103,6 +105,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/audit", get(tenants::audit))
         .route("/v1/jobs", get(jobs::list).post(jobs::create))
         .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
+        .route("/v1/collections/{name}/snapshots", get(snapshots::list).post(snapshots::create))
+        .route("/v1/collections/{name}/snapshots/{id}", get(snapshots::download).delete(snapshots::delete))
+        .route("/v1/collections/{name}/snapshots/{id}/restore", post(snapshots::restore))
+        .route("/v1/snapshots", get(snapshots::list_all).post(snapshots::create_all))
+        .route("/v1/snapshots/restore", post(snapshots::restore_archive))
+        .route("/v1/snapshots/s3", get(snapshots::list_s3))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
@@ -277,7 +285,7 @@ pub fn document() -> serde_json::Value {
     info(
         title = "Naksha HTTP API",
         version = "1",
-        description = "Vector search database: collections, points, queries, embeddings, documents, tenants and keys. Credentials: Authorization: Bearer <key or JWT>; an admin addresses a tenant with X-Naksha-Tenant."
+        description = "Vector search database: collections, points, queries, embeddings, documents, tenants and keys, ingestion jobs, snapshots and backups. Credentials: Authorization: Bearer <key or JWT>; an admin addresses a tenant with X-Naksha-Tenant."
     ),
     paths(
         healthz,
@@ -309,7 +317,16 @@ pub fn document() -> serde_json::Value {
         jobs::create,
         jobs::list,
         jobs::get,
-        jobs::cancel
+        jobs::cancel,
+        snapshots::create,
+        snapshots::list,
+        snapshots::download,
+        snapshots::delete,
+        snapshots::restore,
+        snapshots::create_all,
+        snapshots::list_all,
+        snapshots::restore_archive,
+        snapshots::list_s3
     )
 )]
 pub struct ApiDoc;
@@ -330,6 +347,8 @@ mod tests {
             generator_hosts: Vec::new(),
             policy: guard::Policy::default(),
             jobs: OnceLock::new(),
+            backups: None,
+            restore_dirs: Vec::new(),
         })
     }
 

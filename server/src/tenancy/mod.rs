@@ -439,6 +439,23 @@ impl Tenancy {
         }
     }
 
+    /// Audit what the server did on its own (a scheduled backup): no key, the
+    /// tenant it concerns, and the error's message on failure.
+    pub fn audit_system(&self, tenant: &str, action: &str, resource: &str, result: Result<(), String>) {
+        self.write_audit(AuditEntry {
+            seq: 0,
+            time: String::new(),
+            ts_ms: 0,
+            key_id: None,
+            tenant: Some(tenant.to_owned()),
+            action: action.to_owned(),
+            resource: resource.to_owned(),
+            outcome: if result.is_ok() { "ok" } else { "error" }.to_owned(),
+            code: result.err(),
+            client: None,
+        });
+    }
+
     /// A tenant's usage (opens its database).
     pub fn usage(&self, tenant: &str) -> Result<Usage, ApiError> {
         let db = self.pool.get(tenant, || self.exists(tenant))?;
@@ -630,6 +647,43 @@ impl Ctx {
                 return Err(self.quota_error(&format!(
                     "max_points ({max}) would be exceeded: it has {} points and this write adds {n}",
                     usage.points
+                )));
+            }
+        }
+        Ok(Admission(Some(held)))
+    }
+
+    /// Admit a restore of a new collection with `points` points from an
+    /// archive of `bytes` bytes within `max_collections`, `max_points` and
+    /// `max_disk_bytes`; hold the guard until the restore is done.
+    pub fn admit_restore(&self, points: u64, bytes: u64) -> Result<Admission, ApiError> {
+        let q = &self.quotas;
+        if q.max_collections.is_none() && q.max_points.is_none() && q.max_disk_bytes.is_none() {
+            return Ok(Admission(None));
+        }
+        let held = self.tenancy.gate(&self.tenant).lock_arc();
+        let usage = usage_of(&*self.db()?);
+        if let Some(max) = q.max_collections {
+            if usage.collections >= max {
+                return Err(self.quota_error(&format!(
+                    "max_collections ({max}) is reached: it has {} collections",
+                    usage.collections
+                )));
+            }
+        }
+        if let Some(max) = q.max_points {
+            if usage.points + points > max {
+                return Err(self.quota_error(&format!(
+                    "max_points ({max}) would be exceeded: it has {} points and the snapshot holds {points}",
+                    usage.points
+                )));
+            }
+        }
+        if let Some(max) = q.max_disk_bytes {
+            if usage.disk_bytes + bytes > max {
+                return Err(self.quota_error(&format!(
+                    "max_disk_bytes ({max}) would be exceeded: {} bytes in use and the snapshot holds {bytes}",
+                    usage.disk_bytes
                 )));
             }
         }

@@ -13,4 +13,5 @@ mod hardening;
 mod jobs;
 mod rag;
 mod server;
+mod snapshots;
 mod tenancy;

@@ -90,6 +90,9 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         ("POST", "/v1/jobs") => json!({"collection": "c",
             "source": {"type": "postgres", "url": "postgres://nobody@127.0.0.1:9/none", "table": "t"},
             "mapping": {"id": "id", "vector": "v"}, "max_retries": 0}),
+        ("POST", "/v1/collections/{name}/snapshots" | "/v1/snapshots") => json!({}),
+        ("POST", "/v1/collections/{name}/snapshots/{id}/restore") => json!({"target": "stolen"}),
+        ("POST", "/v1/snapshots/restore") => json!({"s3": {"key": "naksha/tb/secret/x.tar"}, "target": "stolen"}),
         other => panic!("no request body for {other:?}: add one to body_for"),
     })
 }
@@ -362,6 +365,7 @@ fn least_role(method: &str, path: &str) -> usize {
         ("PUT" | "DELETE", "/v1/collections/{name}") => TENANT_ADMIN,
         ("GET", "/v1/tenants/{tenant}" | "/v1/tenants/{tenant}/keys") => TENANT_ADMIN,
         ("POST", "/v1/tenants/{tenant}/keys") | ("DELETE", "/v1/tenants/{tenant}/keys/{id}") => TENANT_ADMIN,
+        (_, p) if p.starts_with("/v1/snapshots") || p.starts_with("/v1/collections/{name}/snapshots") => TENANT_ADMIN,
         ("GET", "/v1/tenants" | "/v1/audit" | "/metrics") => ADMIN_ROLE,
         ("POST", "/v1/tenants") | ("PATCH" | "DELETE", "/v1/tenants/{tenant}") => ADMIN_ROLE,
         other => panic!("no expected role for {other:?}: add the route to least_role"),

@@ -317,3 +317,34 @@ fn a_failed_fsync_makes_the_log_read_only() {
     let (_, replay) = Wal::open(dir.path(), 0, WalOptions::default()).unwrap();
     assert_eq!(replay[0], (1, upsert(1)));
 }
+
+/// A snapshot's copy of the log holds exactly the records up to the cut,
+/// across rotated files, and opens as a log that continues after it.
+#[test]
+fn copy_through_cuts_the_log_at_a_sequence_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(dir.path(), 0, WalOptions::default()).unwrap();
+    for i in 1..=10 {
+        wal.append(&upsert(i)).unwrap();
+        if i % 4 == 0 {
+            wal.rotate().unwrap();
+        }
+    }
+    wal.sync_through(10).unwrap();
+    for cut in [0, 3, 4, 5, 8, 10] {
+        let dest = tempfile::tempdir().unwrap();
+        wal.copy_through(cut, &dest.path().join("wal")).unwrap();
+        let (copy, replay) = Wal::open(&dest.path().join("wal"), 0, WalOptions::default()).unwrap();
+        assert_eq!(replay.iter().map(|r| r.0).collect::<Vec<_>>(), (1..=cut).collect::<Vec<_>>(), "cut {cut}");
+        assert_eq!(replay.last().map(|r| &r.1), (cut > 0).then(|| upsert(cut)).as_ref());
+        assert_eq!(copy.append(&upsert(99)).unwrap(), cut + 1, "cut {cut}");
+    }
+    // A damaged record below the cut is reported, not copied.
+    let path = dir.path().join(file_name(1));
+    let mut bytes = fs_err::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    fs_err::write(&path, &bytes).unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    assert!(matches!(wal.copy_through(10, dest.path()), Err(Error::Corrupt { .. })));
+}
