@@ -407,11 +407,20 @@ fn openapi_document_covers_every_route() {
         ("/v1/jobs", "post"),
         ("/v1/jobs/{id}", "get"),
         ("/v1/jobs/{id}", "delete"),
+        ("/v1/snapshots", "get"),
+        ("/v1/snapshots", "post"),
+        ("/v1/snapshots/restore", "post"),
+        ("/v1/snapshots/s3", "get"),
+        ("/v1/collections/{name}/snapshots", "get"),
+        ("/v1/collections/{name}/snapshots", "post"),
+        ("/v1/collections/{name}/snapshots/{id}", "get"),
+        ("/v1/collections/{name}/snapshots/{id}", "delete"),
+        ("/v1/collections/{name}/snapshots/{id}/restore", "post"),
     ];
     for (path, method) in routes {
         assert!(doc["paths"][path][method].is_object(), "{method} {path} missing from /openapi.json");
     }
-    assert_eq!(doc["paths"].as_object().unwrap().len(), 22, "undocumented or stale paths");
+    assert_eq!(doc["paths"].as_object().unwrap().len(), 28, "undocumented or stale paths");
     let schemas = doc["components"]["schemas"].as_object().unwrap();
     for name in [
         "QueryBody",

@@ -153,20 +153,39 @@ fn snapshots_download_restore_and_go_to_s3_over_the_api() {
     collection(c, "docs", DIM);
 
     // A snapshot taken while a writer keeps upserting holds a prefix of its batches, cut at its seq.
+    // The cut comes after the writer's first batch; the writer goes on until it has written one after
+    // the cut, and at least 40 (20 000 points: an archive over the 5 MiB multipart part below).
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let (written, stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
     let writer = {
-        let url = s.url.clone();
+        let (url, written, stop) = (s.url.clone(), written.clone(), stop.clone());
         std::thread::spawn(move || {
             let c = Client::new(&url, None);
-            (0..40).map(|k| fill(&c, "docs", k * 500, 500, DIM)).collect::<Vec<u64>>()
+            let mut seqs = Vec::new();
+            while seqs.len() < 40 || !stop.load(Ordering::SeqCst) {
+                seqs.push(fill(&c, "docs", seqs.len() as u64 * 500, 500, DIM));
+                written.fetch_add(1, Ordering::SeqCst);
+            }
+            seqs
         })
     };
-    std::thread::sleep(Duration::from_millis(300));
+    let wait_for = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while written.load(Ordering::SeqCst) < n {
+            assert!(Instant::now() < deadline, "the writer stalled");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    wait_for(1);
     let (st, cut) = post(c, "/v1/collections/docs/snapshots", json!({}));
     assert_eq!(st, 201, "{cut}");
+    wait_for(written.load(Ordering::SeqCst) + 1);
+    stop.store(true, Ordering::SeqCst);
     let seqs = writer.join().unwrap();
     let at = cut["seq"].as_u64().unwrap();
     let batches = seqs.iter().filter(|s| **s <= at).count() as u64;
-    assert!(batches < 40, "the snapshot was not taken during the writes: {cut}");
+    assert!(batches >= 1 && batches < seqs.len() as u64, "the snapshot was not taken during the writes: {cut}");
     assert_eq!(cut["points"].as_u64(), Some(batches * 500), "{cut} vs seqs {seqs:?}");
     let (st, v) = post(
         c,
@@ -305,12 +324,17 @@ fn scheduled_backups_follow_the_schedule_keep_tenants_apart_and_prune() {
     let s3 = S3Server::start();
     let (rt, bucket_client) = bucket(&s3);
     let data = tempfile::tempdir().unwrap();
+    // Three firings 3 s apart, starting 8 s from now, then none for 51 s: what follows the
+    // firings (listing, restoring a listed backup) cannot race a new upload or its pruning.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let schedule = format!("{},{},{} * * * * *", (now + 8) % 60, (now + 11) % 60, (now + 14) % 60);
+    let fired = Instant::now() + Duration::from_secs(17);
     let s = start(
         data.path(),
         &s3,
         &[
             ("NAKSHA_API_KEY", ADMIN),
-            ("NAKSHA__BACKUP__SCHEDULE", "*/2 * * * * *"),
+            ("NAKSHA__BACKUP__SCHEDULE", &schedule),
             ("NAKSHA__BACKUP__KEEP_DAILY", "1"),
             ("NAKSHA__BACKUP__KEEP_WEEKLY", "0"),
         ],
@@ -327,7 +351,7 @@ fn scheduled_backups_follow_the_schedule_keep_tenants_apart_and_prune() {
     assert_eq!(st, 201, "{key}");
     let acme_key = Client::new(&s.url, Some(key["key"].as_str().unwrap().into()));
 
-    // Several firings: each uploads under scheduled/, and retention (keep_daily 1) leaves one per collection.
+    // The firings each upload under scheduled/, and retention (keep_daily 1) leaves one per collection.
     let objects = || -> Vec<String> {
         let out = rt.block_on(bucket_client.list_objects_v2().bucket("backups").send()).unwrap();
         let mut keys: Vec<String> = out.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect();
@@ -348,7 +372,8 @@ fn scheduled_backups_follow_the_schedule_keep_tenants_apart_and_prune() {
         let pruned = keys.len() == 2
             && keys[0].starts_with("naksha/acme/theirs/scheduled/")
             && keys[1].starts_with("naksha/default/mine/scheduled/");
-        if uploads(&s) >= 6 && pruned {
+        // At least two firings saw both collections, so retention had something to prune.
+        if Instant::now() > fired && uploads(&s) >= 4 && pruned {
             break;
         }
         assert!(Instant::now() < deadline, "scheduled backups did not settle: {keys:?}, {} uploads", uploads(&s));
