@@ -12,7 +12,7 @@ use crate::snapshot::{
     bad, claim_id, io_err, now_ms, pack, remove_all, times, unique_path, unpack, ArchiveManifest, Restored,
     SnapshotInfo, FORMAT_VERSION, INCOMING_DIR, SNAPSHOTS_DIR,
 };
-use crate::{Error, Result};
+use crate::{Error, ErrorKind, Result};
 
 /// Longest collection name accepted.
 pub const MAX_NAME_LEN: usize = 64;
@@ -394,8 +394,12 @@ impl Database {
             }
             {
                 let options = EngineOptions { background: false, ..self.options().clone() };
-                let c =
-                    Collection::open(&staging, target, options).map_err(|e| bad(format!("it does not open: {e}")))?;
+                // Verified files that do not open are a bad archive; a full disk or
+                // a locked directory is this node's problem, and says so.
+                let c = Collection::open(&staging, target, options).map_err(|e| match e.kind() {
+                    ErrorKind::NoSpace | ErrorKind::ReadOnly | ErrorKind::Unavailable => e,
+                    _ => bad(format!("it does not open: {e}")),
+                })?;
                 let (seq, points) = (c.info().seq, c.len() as u64);
                 if seq != m.seq || points != m.points {
                     return Err(bad(format!(

@@ -111,11 +111,25 @@ pub struct Restored {
     pub sha256: String,
 }
 
-/// A writer that hashes and counts what passes through.
-struct HashingWriter<W> {
+/// A writer that hashes (SHA-256) and counts what passes through: a
+/// download is checked as it is written, not read back.
+#[derive(Debug)]
+pub struct HashingWriter<W> {
     inner: W,
     hash: Sha256,
     bytes: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    /// Wrap `inner`.
+    pub fn new(inner: W) -> Self {
+        HashingWriter { inner, hash: Sha256::new(), bytes: 0 }
+    }
+
+    /// The inner writer, the bytes written and their SHA-256 (lowercase hex).
+    pub fn finish(self) -> (W, u64, String) {
+        (self.inner, self.bytes, hex(self.hash.finalize()))
+    }
 }
 
 impl<W: Write> Write for HashingWriter<W> {
@@ -204,7 +218,7 @@ pub fn pack(src: &Path, mut manifest: ArchiveManifest, out: fs_err::File, mtime:
         manifest.files.push(FileEntry { path: format!("{DATA_PREFIX}{r}"), size, sha256 });
     }
     let out_path = out.path().to_owned();
-    let mut w = HashingWriter { inner: BufWriter::with_capacity(BUF, out), hash: Sha256::new(), bytes: 0 };
+    let mut w = HashingWriter::new(BufWriter::with_capacity(BUF, out));
     {
         let mut b = tar::Builder::new(&mut w);
         let header = |size: u64| {
@@ -226,8 +240,8 @@ pub fn pack(src: &Path, mut manifest: ArchiveManifest, out: fs_err::File, mtime:
         }
         b.finish().map_err(io_err)?;
     }
-    let (bytes, sha) = (w.bytes, hex(w.hash.finalize()));
-    let file = w.inner.into_inner().map_err(|e| io_err(e.into_error()))?;
+    let (buffered, bytes, sha) = w.finish();
+    let file = buffered.into_inner().map_err(|e| io_err(e.into_error()))?;
     file.sync_all().map_err(io_err)?;
     Ok((bytes, sha))
 }
@@ -356,8 +370,9 @@ pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// (year, month, day) of a day count since 1970-01-01 (proleptic Gregorian).
-fn civil(days: i64) -> (i64, u32, u32) {
+/// (year, month, day) of a day count since 1970-01-01 (proleptic Gregorian):
+/// snapshot ids and times here, and the server's clock and backup schedule.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -372,7 +387,7 @@ fn civil(days: i64) -> (i64, u32, u32) {
 /// `(RFC 3339 with milliseconds, compact YYYYMMDDTHHMMSSZ)` of a time in ms.
 pub(crate) fn times(ms: u64) -> (String, String) {
     let secs = (ms / 1000) as i64;
-    let (y, mo, d) = civil(secs.div_euclid(86_400));
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
     let s = secs.rem_euclid(86_400);
     let (h, mi, se) = (s / 3600, s / 60 % 60, s % 60);
     (

@@ -93,11 +93,12 @@ impl Client {
         let bar = bytes_bar(total);
         let mut reader = bar.wrap_read(res.into_body().into_reader());
         let partial = dest.with_extension("partial");
-        let mut out = std::io::BufWriter::new(fs_err::File::create(&partial)?);
-        let n = std::io::copy(&mut reader, &mut out)?;
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        let file = std::io::BufWriter::with_capacity(1 << 20, fs_err::File::create(&partial)?);
+        let mut out = naksha_query::snapshot::HashingWriter::new(file);
+        std::io::copy(&mut reader, &mut out)?;
+        let (file, n, got) = out.finish();
+        file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         bar.finish();
-        let (_, got) = naksha_query::snapshot::hash_file(&partial)?;
         if let Some(want) = want.filter(|w| *w != got) {
             let _ = fs_err::remove_file(&partial);
             bail!("the download's SHA-256 is {got}, the server sent {want}: damaged in transit");
