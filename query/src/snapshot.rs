@@ -111,32 +111,37 @@ pub struct Restored {
     pub sha256: String,
 }
 
-/// A writer that hashes (SHA-256) and counts what passes through: a
-/// download is checked as it is written, not read back.
+/// A reader or writer that hashes (SHA-256) and counts what passes through:
+/// archives are checksummed as they are packed, unpacked or downloaded, not
+/// read back.
 #[derive(Debug)]
-pub struct HashingWriter<W> {
-    inner: W,
+pub struct Hashing<T> {
+    inner: T,
     hash: Sha256,
     bytes: u64,
 }
 
-impl<W: Write> HashingWriter<W> {
+impl<T> Hashing<T> {
     /// Wrap `inner`.
-    pub fn new(inner: W) -> Self {
-        HashingWriter { inner, hash: Sha256::new(), bytes: 0 }
+    pub fn new(inner: T) -> Self {
+        Hashing { inner, hash: Sha256::new(), bytes: 0 }
     }
 
-    /// The inner writer, the bytes written and their SHA-256 (lowercase hex).
-    pub fn finish(self) -> (W, u64, String) {
+    /// The inner reader or writer, the bytes that passed and their SHA-256 (lowercase hex).
+    pub fn finish(self) -> (T, u64, String) {
         (self.inner, self.bytes, hex(self.hash.finalize()))
+    }
+
+    fn count(&mut self, passed: &[u8]) {
+        self.hash.update(passed);
+        self.bytes += passed.len() as u64;
     }
 }
 
-impl<W: Write> Write for HashingWriter<W> {
+impl<W: Write> Write for Hashing<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
-        self.bytes += n as u64;
+        self.count(&buf[..n]);
         Ok(n)
     }
 
@@ -145,18 +150,10 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// A reader that hashes and counts what passes through.
-struct HashingReader<R> {
-    inner: R,
-    hash: Sha256,
-    bytes: u64,
-}
-
-impl<R: Read> Read for HashingReader<R> {
+impl<R: Read> Read for Hashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hash.update(&buf[..n]);
-        self.bytes += n as u64;
+        self.count(&buf[..n]);
         Ok(n)
     }
 }
@@ -176,19 +173,12 @@ pub(crate) fn bad(what: impl std::fmt::Display) -> Error {
 
 /// SHA-256 and size of a file.
 pub fn hash_file(path: &Path) -> Result<(u64, String)> {
-    let mut f = fs_err::File::open(path).map_err(io_err)?;
-    let mut hash = Sha256::new();
-    let mut buf = vec![0u8; BUF];
-    let mut size = 0u64;
-    loop {
-        let n = f.read(&mut buf).map_err(io_err)?;
-        if n == 0 {
-            break;
-        }
-        hash.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((size, hex(hash.finalize())))
+    // io::copy reads straight into the BufReader's 1 MiB buffer.
+    let mut f = io::BufReader::with_capacity(BUF, fs_err::File::open(path).map_err(io_err)?);
+    let mut hashed = Hashing::new(io::sink());
+    io::copy(&mut f, &mut hashed).map_err(io_err)?;
+    let (_, size, sha256) = hashed.finish();
+    Ok((size, sha256))
 }
 
 /// Relative paths (with `/`) of every file under `dir`, sorted.
@@ -218,7 +208,7 @@ pub fn pack(src: &Path, mut manifest: ArchiveManifest, out: fs_err::File, mtime:
         manifest.files.push(FileEntry { path: format!("{DATA_PREFIX}{r}"), size, sha256 });
     }
     let out_path = out.path().to_owned();
-    let mut w = HashingWriter::new(BufWriter::with_capacity(BUF, out));
+    let mut w = Hashing::new(BufWriter::with_capacity(BUF, out));
     {
         let mut b = tar::Builder::new(&mut w);
         let header = |size: u64| {
@@ -301,7 +291,7 @@ pub fn read_manifest(reader: impl Read) -> Result<ArchiveManifest> {
 /// Unpack an archive into `dest` (created), verifying every file against the
 /// manifest and the whole stream against `expect_sha256` when given.
 pub fn unpack(reader: impl Read, dest: &Path, expect_sha256: Option<&str>) -> Result<Restored> {
-    let mut hr = HashingReader { inner: reader, hash: Sha256::new(), bytes: 0 };
+    let mut hr = Hashing::new(reader);
     let manifest = {
         let mut archive = tar::Archive::new(&mut hr);
         let mut entries = archive.entries().map_err(|e| bad(format!("not a tar archive: {e}")))?;
@@ -356,13 +346,13 @@ pub fn unpack(reader: impl Read, dest: &Path, expect_sha256: Option<&str>) -> Re
     };
     // The end-of-archive padding belongs to the checksum too.
     io::copy(&mut hr, &mut io::sink()).map_err(bad)?;
-    let sha256 = hex(hr.hash.finalize());
+    let (_, archive_bytes, sha256) = hr.finish();
     if let Some(expected) = expect_sha256 {
         if !expected.eq_ignore_ascii_case(&sha256) {
             return Err(bad(format!("the archive's SHA-256 is {sha256}, expected {expected}")));
         }
     }
-    Ok(Restored { manifest, archive_bytes: hr.bytes, sha256 })
+    Ok(Restored { manifest, archive_bytes, sha256 })
 }
 
 /// Milliseconds since the Unix epoch.

@@ -94,7 +94,7 @@ impl Client {
         let mut reader = bar.wrap_read(res.into_body().into_reader());
         let partial = dest.with_extension("partial");
         let file = std::io::BufWriter::with_capacity(1 << 20, fs_err::File::create(&partial)?);
-        let mut out = naksha_query::snapshot::HashingWriter::new(file);
+        let mut out = naksha_query::snapshot::Hashing::new(file);
         std::io::copy(&mut reader, &mut out)?;
         let (file, n, got) = out.finish();
         file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
