@@ -1,7 +1,9 @@
 //! Snapshot and restore throughput beside a plain copy of the same files:
-//! `cp -r` (with and without a final `sync`) and `tar cf` / `tar xf`, on one
-//! collection built here, in one run. Every timing is the median of `reps`,
-//! with the files in the page cache (as they are on a serving node).
+//! `cp -r`, `tar cf` and `tar xf`, each with and without a final `sync` (a
+//! snapshot and a restore fsync what they write), on one collection built
+//! here, in one run. Every timing is the median of `reps`, with the files in
+//! the page cache (as they are on a serving node), and starts after a `sync`
+//! so that no earlier step's writeback runs into it.
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -63,6 +65,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn timed(reps: usize, mut f: impl FnMut(usize) -> Result<()>) -> Result<f64> {
     let mut times = Vec::new();
     for i in 0..reps {
+        sh(&mut Command::new("sync"))?;
         let t = Instant::now();
         f(i)?;
         times.push(t.elapsed().as_secs_f64());
@@ -85,6 +88,13 @@ fn du(dir: &Path) -> u64 {
         n += if p.is_dir() { du(&p) } else { e.metadata().map_or(0, |m| m.len()) };
     }
     n
+}
+
+impl Report {
+    /// MB/s of the row `what`.
+    pub fn rate(&self, what: &str) -> Option<f64> {
+        self.rows.iter().find(|x| x.what == what).map(Row::mbps)
+    }
 }
 
 /// Build the collection, then time snapshots, restores and the plain copies.
@@ -147,15 +157,16 @@ pub fn run(args: &SnapshotArgs) -> Result<Report> {
         sh(Command::new("sync").arg("-f").arg(&to))
     })?;
     rows.push(Row { what: "cp -r + sync", bytes: dir_bytes, secs: cp_sync });
-    let tar = timed(reps, |i| {
-        sh(Command::new("tar")
-            .arg("cf")
-            .arg(copies.join(format!("t{i}.tar")))
-            .arg("-C")
-            .arg(data.join("collections"))
-            .arg("bench"))
-    })?;
+    let tar_cf =
+        |to: &Path| sh(Command::new("tar").arg("cf").arg(to).arg("-C").arg(data.join("collections")).arg("bench"));
+    let tar = timed(reps, |i| tar_cf(&copies.join(format!("t{i}.tar"))))?;
     rows.push(Row { what: "tar cf", bytes: dir_bytes, secs: tar });
+    let tar_sync = timed(reps, |i| {
+        let to = copies.join(format!("ts{i}.tar"));
+        tar_cf(&to)?;
+        sh(Command::new("sync").arg("-f").arg(&to))
+    })?;
+    rows.push(Row { what: "tar cf + sync", bytes: dir_bytes, secs: tar_sync });
 
     let mut n = 0;
     let restore_secs = timed(reps, |_| {
@@ -168,12 +179,18 @@ pub fn run(args: &SnapshotArgs) -> Result<Report> {
         Ok(())
     })?;
     rows.push(Row { what: "naksha restore (verify, unpack, fsync, open)", bytes: info.size_bytes, secs: restore_secs });
-    let untar = timed(reps, |i| {
-        let to = copies.join(format!("x{i}"));
-        fs_err::create_dir_all(&to)?;
-        sh(Command::new("tar").arg("xf").arg(copies.join("t0.tar")).arg("-C").arg(&to))
-    })?;
+    let tar_xf = |to: &Path| {
+        fs_err::create_dir_all(to)?;
+        sh(Command::new("tar").arg("xf").arg(copies.join("t0.tar")).arg("-C").arg(to))
+    };
+    let untar = timed(reps, |i| tar_xf(&copies.join(format!("x{i}"))))?;
     rows.push(Row { what: "tar xf", bytes: dir_bytes, secs: untar });
+    let untar_sync = timed(reps, |i| {
+        let to = copies.join(format!("xs{i}"));
+        tar_xf(&to)?;
+        sh(Command::new("sync").arg("-f").arg(&to))
+    })?;
+    rows.push(Row { what: "tar xf + sync", bytes: dir_bytes, secs: untar_sync });
     drop((c, db));
     fs_err::remove_dir_all(&root)?;
     Ok(Report { rows, dir_bytes, cut_secs })
@@ -202,28 +219,25 @@ pub fn markdown(r: &Report, args: &SnapshotArgs, command: &str) -> String {
         r.cut_secs * 1e3
     );
     let _ = writeln!(s, "- Command: `{command}`\n");
-    let _ = writeln!(s, "| operation | MB | seconds | MB/s | vs cp -r | vs cp -r + sync | vs tar |");
+    let _ = writeln!(s, "| operation | MB | seconds | MB/s | vs cp -r + sync | vs tar + sync | vs tar (no sync) |");
     let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
-    let rate = |w: &str| r.rows.iter().find(|x| x.what == w).map(Row::mbps);
     for row in &r.rows {
-        let vs = |w: &str| match (row.what.starts_with("naksha"), rate(w)) {
+        let vs = |w: &str| match (row.what.starts_with("naksha"), r.rate(w)) {
             (true, Some(base)) => format!("{:.2}×", row.mbps() / base),
             _ => String::new(),
         };
-        let tar_base = if row.what.contains("restore") { "tar xf" } else { "tar cf" };
-        let (vs_cp, vs_sync) = if row.what.contains("restore") {
-            (String::new(), String::new())
+        let (cp, tar_sync, tar) = if row.what.contains("restore") {
+            (String::new(), vs("tar xf + sync"), vs("tar xf"))
         } else {
-            (vs("cp -r"), vs("cp -r + sync"))
+            (vs("cp -r + sync"), vs("tar cf + sync"), vs("tar cf"))
         };
         let _ = writeln!(
             s,
-            "| {} | {:.1} | {:.3} | {:.0} | {vs_cp} | {vs_sync} | {} |",
+            "| {} | {:.1} | {:.3} | {:.0} | {cp} | {tar_sync} | {tar} |",
             row.what,
             row.bytes as f64 / 1e6,
             row.secs,
             row.mbps(),
-            vs(tar_base)
         );
     }
     s

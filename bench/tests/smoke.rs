@@ -296,15 +296,17 @@ fn snapshots_smoke() {
     let args = naksha_bench::snapshots::SnapshotArgs { points: 3000, dim: 8, reps: 1, dir: dir.path().to_path_buf() };
     let r = naksha_bench::snapshots::run(&args).unwrap();
     let whats: Vec<&str> = r.rows.iter().map(|row| row.what).collect();
-    assert_eq!(whats.len(), 6, "{whats:?}");
-    assert!(whats.contains(&"cp -r") && whats.contains(&"tar xf"), "{whats:?}");
+    assert_eq!(whats.len(), 8, "{whats:?}");
+    for base in ["cp -r", "cp -r + sync", "tar cf + sync", "tar xf", "tar xf + sync"] {
+        assert!(whats.contains(&base), "{base}: {whats:?}");
+    }
     // The archive holds the collection's segments, and every timing is real.
     let snap = &r.rows[0];
     assert!(snap.what.starts_with("naksha snapshot") && snap.bytes > r.dir_bytes / 2, "{:?}", r.rows);
     assert!(r.rows.iter().all(|row| row.secs > 0.0 && row.mbps() > 0.0), "{:?}", r.rows);
     assert!(r.cut_secs > 0.0);
     let md = naksha_bench::snapshots::markdown(&r, &args, "t");
-    assert!(md.contains("| cp -r |") && md.contains("vs tar"), "{md}");
+    assert!(md.contains("| cp -r |") && md.contains("vs tar + sync"), "{md}");
     // The scratch folder is cleaned up.
     assert!(!dir.path().join("naksha-bench-snapshots").exists());
 }

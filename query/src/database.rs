@@ -17,6 +17,11 @@ use crate::{Error, ErrorKind, Result};
 /// Longest collection name accepted.
 pub const MAX_NAME_LEN: usize = 64;
 
+/// A file in a restored collection's directory from the moment it is renamed
+/// into place until it has opened and matched its manifest: a crash in
+/// between leaves it, and the next open removes that unchecked restore.
+const RESTORE_PENDING: &str = "RESTORE-PENDING";
+
 /// An open data directory: `collections/{name}/` for every collection, and a
 /// `LOCK` file held with an exclusive advisory lock while open, so two
 /// processes never write the same directory.
@@ -97,6 +102,11 @@ impl Database {
             if validate_name(&name).is_err() {
                 continue;
             }
+            if entry.path().join(RESTORE_PENDING).exists() {
+                tracing::info!(collection = name, "removing a restore that a crash interrupted before its checks");
+                fs_err::remove_dir_all(entry.path()).map_err(naksha_storage::Error::from)?;
+                continue;
+            }
             let c = Collection::open(&entry.path(), &name, options.clone())?;
             collections.insert(name, Arc::new(c));
         }
@@ -122,16 +132,54 @@ impl Database {
         Ok(Reserved { db: self, name: name.to_owned() })
     }
 
-    /// Move a verified restore (`staging`) into place as collection `name`
-    /// (reserved by the caller) and open it.
-    pub(crate) fn install_restored(&self, staging: &Path, name: &str) -> Result<Arc<Collection>> {
+    /// Move an unpacked, verified restore (`staging`) into place as collection
+    /// `name` (reserved by the caller), open it once, and check it against the
+    /// archive's manifest before anyone can see it. Until that check passes, a
+    /// [`RESTORE_PENDING`] file marks it for removal by the next open; when it
+    /// fails, the directory goes and the error says why.
+    pub(crate) fn install_restored(&self, staging: &Path, name: &str, m: &ArchiveManifest) -> Result<Arc<Collection>> {
         let cdir = self.dir.join("collections");
         let dir = cdir.join(name);
-        fs_err::rename(staging, &dir).map_err(naksha_storage::Error::from)?;
+        let io = naksha_storage::Error::from;
+        fs_err::File::create(staging.join(RESTORE_PENDING)).and_then(|f| f.sync_all()).map_err(io)?;
+        naksha_storage::dirs::sync_dir(staging)?;
+        naksha_storage::fault::check("restore.before_rename", staging).map_err(io_err)?;
+        fs_err::rename(staging, &dir).map_err(io)?;
         naksha_storage::dirs::sync_dir(&cdir)?;
-        let c = Arc::new(Collection::open(&dir, name, self.options.clone())?);
-        self.collections.write().insert(name.to_owned(), c.clone());
-        Ok(c)
+        let checked = (|| {
+            // Verified files that do not open are a bad archive; a full disk or
+            // a locked directory is this node's problem, and says so.
+            let c = Collection::open(&dir, name, self.options.clone()).map_err(|e| match e.kind() {
+                ErrorKind::NoSpace | ErrorKind::ReadOnly | ErrorKind::Unavailable => e,
+                _ => bad(format!("it does not open: {e}")),
+            })?;
+            let (seq, points) = (c.info().seq, c.len() as u64);
+            if seq != m.seq || points != m.points {
+                c.shutdown();
+                return Err(bad(format!(
+                    "it opens at seq {seq} with {points} points, the manifest says seq {} with {}",
+                    m.seq, m.points
+                )));
+            }
+            let marker = dir.join(RESTORE_PENDING);
+            if let Err(e) = fs_err::remove_file(&marker).map_err(io).and_then(|()| naksha_storage::dirs::sync_dir(&dir))
+            {
+                c.shutdown();
+                return Err(e.into());
+            }
+            Ok(c)
+        })();
+        match checked {
+            Ok(c) => {
+                let c = Arc::new(c);
+                self.collections.write().insert(name.to_owned(), c.clone());
+                Ok(c)
+            }
+            Err(e) => {
+                remove_all(&dir);
+                Err(e)
+            }
+        }
     }
 
     /// The embedding models collections can use.
@@ -392,34 +440,16 @@ impl Database {
             if let Some(e) = &config.embed {
                 self.models().get(&e.model)?;
             }
-            {
-                let options = EngineOptions { background: false, ..self.options().clone() };
-                // Verified files that do not open are a bad archive; a full disk or
-                // a locked directory is this node's problem, and says so.
-                let c = Collection::open(&staging, target, options).map_err(|e| match e.kind() {
-                    ErrorKind::NoSpace | ErrorKind::ReadOnly | ErrorKind::Unavailable => e,
-                    _ => bad(format!("it does not open: {e}")),
-                })?;
-                let (seq, points) = (c.info().seq, c.len() as u64);
-                if seq != m.seq || points != m.points {
-                    return Err(bad(format!(
-                        "it opens at seq {seq} with {points} points, the manifest says seq {} with {}",
-                        m.seq, m.points
-                    )));
-                }
-                c.shutdown();
-            }
-            naksha_storage::fault::check("restore.before_rename", &staging).map_err(io_err)?;
             Ok(restored)
         })();
-        let restored = match verified {
-            Ok(r) => r,
+        let installed = verified.and_then(|r| self.install_restored(&staging, target, &r.manifest).map(|c| (c, r)));
+        let (c, restored) = match installed {
+            Ok(done) => done,
             Err(e) => {
                 remove_all(&staging);
                 return Err(e);
             }
         };
-        let c = self.install_restored(&staging, target)?;
         tracing::info!(collection = target, from = %restored.manifest.collection, seq = restored.manifest.seq, "snapshot restored");
         Ok((c, restored))
     }

@@ -6,30 +6,50 @@
 //!
 //! | entry                              | content                                                     |
 //! |------------------------------------|-------------------------------------------------------------|
-//! | `naksha-snapshot.json` (first)     | [`ArchiveManifest`]: format version, collection, sequence number, live points, creation time, the collection's configuration, and every file's path, size and SHA-256 |
+//! | `naksha-snapshot.json` (first)     | [`ArchiveManifest`]: format version, collection, sequence number, live points, creation time, the collection's configuration, and every file's path and size |
 //! | `collection/MANIFEST`              | the collection's manifest at the cut                        |
 //! | `collection/seg-{id:08}/...`       | the segments it lists (vectors, graph, points, text index, deletions) |
 //! | `collection/wal/wal-*.log`         | the log up to the cut's sequence number                     |
+//! | `naksha-checksums.json` (last)     | [`ArchiveChecksums`]: the CRC-32C of the manifest entry and of every file |
 //!
 //! The archive's own SHA-256 and size live beside it in `{id}.json`
-//! ([`SnapshotInfo`]) and travel with downloads and uploads.
+//! ([`SnapshotInfo`]) and travel with downloads and uploads: that is the
+//! end-to-end check. The CRC-32Cs catch a damaged file even when the archive
+//! arrives without its SHA-256 (an upload), and name the file.
+//!
+//! ### Versions
+//! - **1**: every file's SHA-256 in the manifest, no last entry. Packing read
+//!   every byte twice (the checksums must precede the files) and hashed it
+//!   twice. Still restored (`tests/compat/snapshot-v1/`).
+//! - **2**: the per-file checksums are CRC-32Cs in a last entry, computed as
+//!   the files stream past: a snapshot reads each byte once, and the archive's
+//!   SHA-256 is computed on a thread of its own beside the copy.
 //!
 //! ## Local layout and crash safety
 //! `snapshots/{collection}/{id}.tar` and `{id}.json` in the data directory.
 //! Creating one: [`Collection::cut`] into `snapshots/.staging-*` (hard links,
 //! no copy; writes go on), pack into `{id}.tar.partial`, fsync, write
 //! `{id}.json`, rename the archive into place. Restoring: unpack into
-//! `collections/{target}.restoring` checking every file's size and SHA-256
-//! (and the whole archive's, when known), open it (WAL replay) and check its
-//! sequence number and point count against the manifest, then rename it into
-//! place. Nothing is visible before that rename. Whatever a crash leaves
-//! (staging folders, `.partial` files, `.restoring` folders, a `{id}.json`
-//! whose archive never arrived) is removed when the database opens.
+//! `collections/{target}.restoring` checking every file's size and checksum
+//! (and the whole archive's SHA-256, when known), mark it `RESTORE-PENDING`,
+//! rename it into place, open it once (WAL replay) and check its sequence
+//! number and point count against the manifest, then drop the mark. Nothing
+//! is visible before that. Whatever a crash leaves (staging folders,
+//! `.partial` files, `.restoring` folders, a collection still marked
+//! `RESTORE-PENDING`, a `{id}.json` whose archive never arrived) is removed
+//! when the database opens.
+//!
+//! [`Collection::cut`]: crate::Collection::cut
 
 use std::collections::{HashMap, HashSet};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use naksha_storage::mmap::MappedBytes;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -38,11 +58,13 @@ use sha2::{Digest, Sha256};
 use crate::{Error, Result};
 
 /// Current archive format version.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Oldest archive format version this build restores.
 pub const OLDEST_READABLE_VERSION: u32 = 1;
 /// Name of the manifest entry, the first of every archive.
 pub const MANIFEST_ENTRY: &str = "naksha-snapshot.json";
+/// Name of the checksums entry, the last of an archive of format 2 or later.
+pub const CHECKSUMS_ENTRY: &str = "naksha-checksums.json";
 /// Folder of the data directory that holds snapshots.
 pub const SNAPSHOTS_DIR: &str = "snapshots";
 /// Folder (inside [`SNAPSHOTS_DIR`]) where incoming archives are spooled before a restore.
@@ -50,6 +72,10 @@ pub const INCOMING_DIR: &str = ".incoming";
 const DATA_PREFIX: &str = "collection/";
 const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 const BUF: usize = 1 << 20;
+/// Bytes written between two requests to start writeback (so the final fsync has little left).
+const WRITEBACK: usize = 8 << 20;
+/// Buffers a restore may have in flight to the SHA-256 thread.
+const BUFFERS: usize = 8;
 
 /// What an archive holds, written as its first entry.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -77,8 +103,30 @@ pub struct FileEntry {
     pub path: String,
     /// Size in bytes.
     pub size: u64,
-    /// SHA-256, lowercase hex.
-    pub sha256: String,
+    /// SHA-256, lowercase hex: format 1 only (format 2 keeps CRC-32Cs in [`CHECKSUMS_ENTRY`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+/// The last entry of a format 2 archive: checksums of what came before it,
+/// computed as it streamed past.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveChecksums {
+    /// CRC-32C (Castagnoli) of the manifest entry's bytes, 8 lowercase hex digits.
+    pub manifest_crc32c: String,
+    /// Every file of the manifest, in its order.
+    pub files: Vec<FileChecksum>,
+}
+
+/// The CRC-32C of one file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileChecksum {
+    /// Path inside the archive, as in the manifest.
+    pub path: String,
+    /// CRC-32C (Castagnoli), 8 lowercase hex digits.
+    pub crc32c: String,
 }
 
 /// A snapshot kept in the data directory.
@@ -197,43 +245,279 @@ fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<()> {
     Ok(())
 }
 
+/// Bytes on their way to a [`HashThread`], in stream order.
+enum Chunk {
+    /// Small bytes (a tar header, padding, a JSON entry).
+    Bytes(Vec<u8>),
+    /// The first `.1` bytes of a reader's buffer, handed back once hashed.
+    Buffer(Vec<u8>, usize),
+    /// A whole mapped file.
+    Mapped(Arc<MappedBytes>),
+}
+
+/// The SHA-256 of a stream, computed on a thread of its own: hashing (some
+/// 1.7 GB/s on one core) runs beside the copy and the disk instead of in
+/// their way.
+struct HashThread {
+    tx: Option<SyncSender<Chunk>>,
+    spare: Receiver<Vec<u8>>,
+    thread: Option<JoinHandle<Sha256>>,
+    buffers: usize,
+    bytes: u64,
+}
+
+impl HashThread {
+    fn start() -> Result<Self> {
+        let (tx, rx) = mpsc::sync_channel::<Chunk>(64);
+        let (back, spare): (Sender<Vec<u8>>, _) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("naksha-sha256".into())
+            .spawn(move || {
+                let mut hash = Sha256::new();
+                for chunk in rx {
+                    match chunk {
+                        Chunk::Bytes(b) => hash.update(&b),
+                        Chunk::Buffer(b, n) => {
+                            hash.update(&b[..n]);
+                            let _ = back.send(b);
+                        }
+                        Chunk::Mapped(m) => hash.update(m.as_bytes()),
+                    }
+                }
+                hash
+            })
+            .map_err(io_err)?;
+        Ok(HashThread { tx: Some(tx), spare, thread: Some(thread), buffers: 0, bytes: 0 })
+    }
+
+    fn send(&mut self, chunk: Chunk) -> io::Result<()> {
+        self.bytes += match &chunk {
+            Chunk::Bytes(b) => b.len(),
+            Chunk::Buffer(_, n) => *n,
+            Chunk::Mapped(m) => m.as_bytes().len(),
+        } as u64;
+        let stopped = || io::Error::other("the SHA-256 thread stopped");
+        self.tx.as_ref().ok_or_else(stopped)?.send(chunk).map_err(|_| stopped())
+    }
+
+    /// A buffer of [`BUF`] bytes: one the thread is done with, a new one while
+    /// fewer than [`BUFFERS`] exist, else the next one the thread hands back.
+    fn buffer(&mut self) -> Vec<u8> {
+        if let Ok(b) = self.spare.try_recv() {
+            return b;
+        }
+        if self.buffers < BUFFERS {
+            self.buffers += 1;
+            return vec![0; BUF];
+        }
+        self.spare.recv().unwrap_or_else(|_| vec![0; BUF])
+    }
+
+    /// The bytes hashed and their SHA-256 (lowercase hex).
+    fn finish(mut self) -> Result<(u64, String)> {
+        self.tx = None;
+        let thread = self.thread.take().ok_or_else(|| Error::Internal("SHA-256 thread already joined".into()))?;
+        let hash = thread.join().map_err(|_| Error::Internal("the SHA-256 thread panicked".into()))?;
+        Ok((self.bytes, hex(hash.finalize())))
+    }
+}
+
+impl Drop for HashThread {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Writes a tar stream to a file: file data copied inside the kernel, the
+/// stream's SHA-256 on a [`HashThread`], and writeback started every
+/// [`WRITEBACK`] bytes so the closing fsync has little left to do.
+struct ArchiveWriter {
+    file: fs_err::File,
+    hash: HashThread,
+    /// Encodes headers (with GNU long names where needed); emptied after each.
+    headers: tar::Builder<Vec<u8>>,
+    mtime: u64,
+    written: u64,
+    writeback_from: u64,
+}
+
+impl ArchiveWriter {
+    fn new(file: fs_err::File, mtime: u64) -> Result<Self> {
+        let headers = tar::Builder::new(Vec::new());
+        Ok(ArchiveWriter { file, hash: HashThread::start()?, headers, mtime, written: 0, writeback_from: 0 })
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all(bytes)?;
+        self.wrote(bytes.len() as u64);
+        Ok(())
+    }
+
+    fn wrote(&mut self, n: u64) {
+        self.written += n;
+        if self.written - self.writeback_from >= WRITEBACK as u64 {
+            let (from, len) = (self.writeback_from, self.written - self.writeback_from);
+            naksha_storage::dirs::start_writeback(self.file.file(), from, len);
+            self.writeback_from = self.written;
+        }
+    }
+
+    fn small(&mut self, bytes: Vec<u8>) -> io::Result<()> {
+        self.write(&bytes)?;
+        self.hash.send(Chunk::Bytes(bytes))
+    }
+
+    fn header(&mut self, path: &str, size: u64) -> io::Result<()> {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(size);
+        h.set_mode(0o644);
+        h.set_mtime(self.mtime);
+        self.headers.append_data(&mut h, path, io::empty())?;
+        let bytes = std::mem::take(self.headers.get_mut());
+        self.small(bytes)
+    }
+
+    fn padding(&mut self, size: u64) -> io::Result<()> {
+        let pad = (512 - size % 512) % 512;
+        if pad > 0 {
+            self.small(vec![0; pad as usize])?;
+        }
+        Ok(())
+    }
+
+    /// An entry of a few bytes; returns their CRC-32C.
+    fn entry(&mut self, path: &str, data: Vec<u8>) -> io::Result<u32> {
+        let (size, crc) = (data.len() as u64, crc32c::crc32c(&data));
+        self.header(path, size)?;
+        self.small(data)?;
+        self.padding(size)?;
+        Ok(crc)
+    }
+
+    /// An entry holding the file `src`, read through its mapping `map`;
+    /// returns its CRC-32C. The bytes go file to file inside the kernel (as
+    /// `cp` copies them: `copy_file_range` where the system has it), in
+    /// [`WRITEBACK`] pieces, each checksummed from the mapping as it goes.
+    fn file_entry(&mut self, path: &str, src: &fs_err::File, map: Arc<MappedBytes>) -> io::Result<u32> {
+        let size = map.as_bytes().len() as u64;
+        self.header(path, size)?;
+        let mut crc = 0;
+        let mut from = src.file();
+        for chunk in map.as_bytes().chunks(WRITEBACK) {
+            crc = crc32c::crc32c_append(crc, chunk);
+            let copied = io::copy(&mut (&mut from).take(chunk.len() as u64), &mut self.file.file())?;
+            if copied != chunk.len() as u64 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{path}: shorter than its mapping")));
+            }
+            self.wrote(copied);
+        }
+        self.hash.send(Chunk::Mapped(map))?;
+        self.padding(size)?;
+        Ok(crc)
+    }
+
+    /// End the archive, fsync it; its size and SHA-256.
+    fn finish(mut self) -> Result<(u64, String)> {
+        self.small(vec![0; 1024]).map_err(io_err)?;
+        self.file.sync_all().map_err(io_err)?;
+        self.hash.finish()
+    }
+}
+
+/// A buffered reader whose spent buffers go to a [`HashThread`]: a restore
+/// hashes the archive beside unpacking it, not in its way.
+struct HashedReader<R> {
+    inner: R,
+    hash: HashThread,
+    buf: Vec<u8>,
+    pos: usize,
+    filled: usize,
+}
+
+impl<R: Read> HashedReader<R> {
+    fn new(inner: R) -> Result<Self> {
+        let mut hash = HashThread::start()?;
+        let buf = hash.buffer();
+        Ok(HashedReader { inner, hash, buf, pos: 0, filled: 0 })
+    }
+
+    /// Read the rest of the stream; its size and SHA-256.
+    fn finish(mut self) -> Result<(u64, String)> {
+        io::copy(&mut self, &mut io::sink()).map_err(bad)?;
+        if self.filled > 0 {
+            let buf = std::mem::take(&mut self.buf);
+            self.hash.send(Chunk::Buffer(buf, self.filled)).map_err(io_err)?;
+        }
+        self.hash.finish()
+    }
+}
+
+impl<R: Read> Read for HashedReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.filled {
+            if self.filled > 0 {
+                let next = self.hash.buffer();
+                let spent = std::mem::replace(&mut self.buf, next);
+                self.hash.send(Chunk::Buffer(spent, self.filled))?;
+            }
+            self.pos = 0;
+            self.filled = 0;
+            self.filled = self.inner.read(&mut self.buf)?;
+        }
+        let n = (self.filled - self.pos).min(out.len());
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+fn crc_hex(crc: u32) -> String {
+    format!("{crc:08x}")
+}
+
 /// Pack the collection folder `src` (a cut) with `manifest` (its `files` are
 /// filled in here) into `out`, fsynced. Returns the archive's size and SHA-256.
+///
+/// File data goes file to file inside the kernel; each byte is read once more,
+/// through a mapping, for its CRC-32C (here) and SHA-256 (on a second thread).
 pub fn pack(src: &Path, mut manifest: ArchiveManifest, out: fs_err::File, mtime: u64) -> Result<(u64, String)> {
     let mut rel = Vec::new();
     walk(src, "", &mut rel)?;
-    manifest.files.clear();
+    let mut maps = Vec::with_capacity(rel.len());
     for r in &rel {
-        let (size, sha256) = hash_file(&src.join(r))?;
-        manifest.files.push(FileEntry { path: format!("{DATA_PREFIX}{r}"), size, sha256 });
+        let path = src.join(r);
+        maps.push((fs_err::File::open(&path).map_err(io_err)?, Arc::new(MappedBytes::open(&path)?)));
     }
+    manifest.format_version = FORMAT_VERSION;
+    manifest.files = rel
+        .iter()
+        .zip(&maps)
+        .map(|(r, (_, m))| FileEntry {
+            path: format!("{DATA_PREFIX}{r}"),
+            size: m.as_bytes().len() as u64,
+            sha256: None,
+        })
+        .collect();
     let out_path = out.path().to_owned();
-    let mut w = Hashing::new(BufWriter::with_capacity(BUF, out));
-    {
-        let mut b = tar::Builder::new(&mut w);
-        let header = |size: u64| {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(tar::EntryType::Regular);
-            h.set_size(size);
-            h.set_mode(0o644);
-            h.set_mtime(mtime);
-            h
-        };
-        let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))?;
-        b.append_data(&mut header(json.len() as u64), MANIFEST_ENTRY, json.as_slice()).map_err(io_err)?;
-        for (i, (r, f)) in rel.iter().zip(&manifest.files).enumerate() {
-            if i == rel.len() / 2 {
-                naksha_storage::fault::check("snapshot.pack", &out_path).map_err(io_err)?;
-            }
-            let file = fs_err::File::open(src.join(r)).map_err(io_err)?;
-            b.append_data(&mut header(f.size), &f.path, file.take(f.size)).map_err(io_err)?;
+    let mut w = ArchiveWriter::new(out, mtime)?;
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))?;
+    let manifest_crc = w.entry(MANIFEST_ENTRY, json).map_err(io_err)?;
+    let mut files = Vec::with_capacity(maps.len());
+    for (i, (f, (file, map))) in manifest.files.iter().zip(maps).enumerate() {
+        if i == manifest.files.len() / 2 {
+            naksha_storage::fault::check("snapshot.pack", &out_path).map_err(io_err)?;
         }
-        b.finish().map_err(io_err)?;
+        let crc = w.file_entry(&f.path, &file, map).map_err(io_err)?;
+        files.push(FileChecksum { path: f.path.clone(), crc32c: crc_hex(crc) });
     }
-    let (buffered, bytes, sha) = w.finish();
-    let file = buffered.into_inner().map_err(|e| io_err(e.into_error()))?;
-    file.sync_all().map_err(io_err)?;
-    Ok((bytes, sha))
+    let checksums = ArchiveChecksums { manifest_crc32c: crc_hex(manifest_crc), files };
+    let json = serde_json::to_vec_pretty(&checksums).map_err(|e| Error::Internal(e.to_string()))?;
+    w.entry(CHECKSUMS_ENTRY, json).map_err(io_err)?;
+    w.finish()
 }
 
 /// Read the manifest entry: a version this build reads, sane paths.
@@ -261,23 +545,35 @@ fn parse_manifest(bytes: &[u8]) -> Result<ArchiveManifest> {
         if !seen.insert(f.path.as_str()) {
             return Err(bad(format!("{:?} is listed twice", f.path)));
         }
-        if f.sha256.len() != 64 || !f.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(bad(format!("{:?}: malformed sha256", f.path)));
+        match (m.format_version, &f.sha256) {
+            (1, Some(sha)) if sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()) => {}
+            (1, _) => return Err(bad(format!("{:?}: missing or malformed sha256", f.path))),
+            (_, None) => {}
+            (_, Some(_)) => return Err(bad(format!("{:?}: a per-file sha256 in a format 2 manifest", f.path))),
         }
     }
     Ok(m)
 }
 
-/// The manifest from an archive's first entry.
-fn manifest_entry<R: Read>(first: Option<io::Result<tar::Entry<'_, R>>>) -> Result<ArchiveManifest> {
-    let mut first = first.ok_or_else(|| bad("the archive is empty"))?.map_err(bad)?;
+/// The bytes of a JSON entry (the manifest or the checksums) of at most [`MAX_MANIFEST_BYTES`].
+fn json_entry<R: Read>(mut entry: tar::Entry<'_, R>, name: &str) -> Result<Vec<u8>> {
+    if entry.size() > MAX_MANIFEST_BYTES {
+        return Err(bad(format!("{name} is {} bytes, more than a snapshot writes", entry.size())));
+    }
+    let mut json = Vec::with_capacity(entry.size() as usize);
+    entry.read_to_end(&mut json).map_err(|e| bad(format!("{name}: {e}")))?;
+    Ok(json)
+}
+
+/// The manifest from an archive's first entry, with the CRC-32C of its bytes.
+fn manifest_entry<R: Read>(first: Option<io::Result<tar::Entry<'_, R>>>) -> Result<(ArchiveManifest, u32)> {
+    let first = first.ok_or_else(|| bad("the archive is empty"))?.map_err(bad)?;
     let name = first.path().map_err(bad)?.to_string_lossy().into_owned();
-    if name != MANIFEST_ENTRY || first.size() > MAX_MANIFEST_BYTES {
+    if name != MANIFEST_ENTRY {
         return Err(bad(format!("the first entry is {name:?}, not {MANIFEST_ENTRY}: not a Naksha snapshot")));
     }
-    let mut json = Vec::with_capacity(first.size() as usize);
-    first.read_to_end(&mut json).map_err(|e| bad(format!("{MANIFEST_ENTRY}: {e}")))?;
-    parse_manifest(&json)
+    let json = json_entry(first, MANIFEST_ENTRY)?;
+    Ok((parse_manifest(&json)?, crc32c::crc32c(&json)))
 }
 
 /// Read only the manifest of an archive (its first entry): what it holds,
@@ -285,29 +581,93 @@ fn manifest_entry<R: Read>(first: Option<io::Result<tar::Entry<'_, R>>>) -> Resu
 pub fn read_manifest(reader: impl Read) -> Result<ArchiveManifest> {
     let mut archive = tar::Archive::new(reader);
     let mut entries = archive.entries().map_err(|e| bad(format!("not a tar archive: {e}")))?;
-    manifest_entry(entries.next())
+    manifest_entry(entries.next()).map(|(m, _)| m)
+}
+
+/// How one file of an archive is checked as it streams past.
+enum FileCheck {
+    /// Format 1: against the manifest's SHA-256.
+    Sha256(Sha256),
+    /// Format 2: against [`CHECKSUMS_ENTRY`], once it arrives.
+    Crc32c(u32),
+}
+
+impl FileCheck {
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            FileCheck::Sha256(h) => h.update(bytes),
+            FileCheck::Crc32c(c) => *c = crc32c::crc32c_append(*c, bytes),
+        }
+    }
+}
+
+/// Check format 2's last entry against what streamed past: the manifest's
+/// CRC-32C and every file's.
+fn check_checksums(
+    json: &[u8],
+    manifest_crc: u32,
+    manifest: &ArchiveManifest,
+    crcs: &HashMap<String, u32>,
+) -> Result<()> {
+    let sums: ArchiveChecksums =
+        serde_json::from_slice(json).map_err(|e| bad(format!("{CHECKSUMS_ENTRY}: {e} (damaged archive)")))?;
+    if sums.manifest_crc32c != crc_hex(manifest_crc) {
+        return Err(bad(format!(
+            "{MANIFEST_ENTRY} has CRC-32C {}, {CHECKSUMS_ENTRY} says {} (damaged archive)",
+            crc_hex(manifest_crc),
+            sums.manifest_crc32c
+        )));
+    }
+    let listed: Vec<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
+    let summed: Vec<&str> = sums.files.iter().map(|f| f.path.as_str()).collect();
+    if listed != summed {
+        return Err(bad(format!("{CHECKSUMS_ENTRY} does not list the manifest's files (damaged archive)")));
+    }
+    for f in &sums.files {
+        let got = crcs.get(&f.path).map(|c| crc_hex(*c)).unwrap_or_default();
+        if got != f.crc32c {
+            return Err(bad(format!(
+                "{:?} has CRC-32C {got}, {CHECKSUMS_ENTRY} says {} (damaged archive)",
+                f.path, f.crc32c
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Unpack an archive into `dest` (created), verifying every file against the
-/// manifest and the whole stream against `expect_sha256` when given.
+/// manifest and the checksums, and the whole stream against `expect_sha256`
+/// when given. The stream's SHA-256 is computed on a second thread.
 pub fn unpack(reader: impl Read, dest: &Path, expect_sha256: Option<&str>) -> Result<Restored> {
-    let mut hr = Hashing::new(reader);
+    let mut hr = HashedReader::new(reader)?;
     let manifest = {
         let mut archive = tar::Archive::new(&mut hr);
         let mut entries = archive.entries().map_err(|e| bad(format!("not a tar archive: {e}")))?;
-        let manifest = manifest_entry(entries.next())?;
+        let (manifest, manifest_crc) = manifest_entry(entries.next())?;
         let wanted: HashMap<&str, &FileEntry> = manifest.files.iter().map(|f| (f.path.as_str(), f)).collect();
-        let mut seen = HashSet::new();
+        let mut crcs = HashMap::new();
+        let (trailer, mut summed) = (manifest.format_version >= 2, false);
         let mut dirs = HashSet::new();
         fs_err::create_dir_all(dest).map_err(io_err)?;
         let mut buf = vec![0u8; BUF];
         for entry in entries {
             let mut e = entry.map_err(|e| bad(format!("damaged entry: {e}")))?;
             let path = e.path().map_err(bad)?.to_string_lossy().into_owned();
+            if summed {
+                return Err(bad(format!("{path:?} follows the archive's last entry")));
+            }
+            if trailer && path == CHECKSUMS_ENTRY {
+                if let Some(missing) = manifest.files.iter().find(|f| !crcs.contains_key(&f.path)) {
+                    return Err(bad(format!("{:?} is missing (truncated archive?)", missing.path)));
+                }
+                check_checksums(&json_entry(e, CHECKSUMS_ENTRY)?, manifest_crc, &manifest, &crcs)?;
+                summed = true;
+                continue;
+            }
             let Some(want) = wanted.get(path.as_str()) else {
                 return Err(bad(format!("{path:?} is not in the archive's manifest")));
             };
-            if !e.header().entry_type().is_file() || !seen.insert(want.path.as_str()) {
+            if !e.header().entry_type().is_file() || crcs.contains_key(&want.path) {
                 return Err(bad(format!("{path:?}: unexpected entry type or a second copy")));
             }
             let out = dest.join(&path[DATA_PREFIX.len()..]);
@@ -317,27 +677,52 @@ pub fn unpack(reader: impl Read, dest: &Path, expect_sha256: Option<&str>) -> Re
                 }
             }
             let mut f = fs_err::File::create(&out).map_err(io_err)?;
-            let (mut hash, mut size) = (Sha256::new(), 0u64);
+            let mut check = match manifest.format_version {
+                1 => FileCheck::Sha256(Sha256::new()),
+                _ => FileCheck::Crc32c(0),
+            };
+            let (mut size, mut writeback_from) = (0u64, 0u64);
             loop {
                 let n = e.read(&mut buf).map_err(|err| bad(format!("{path:?}: {err} (truncated?)")))?;
                 if n == 0 {
                     break;
                 }
-                hash.update(&buf[..n]);
+                check.update(&buf[..n]);
                 size += n as u64;
                 naksha_storage::fault::write_all("restore.write", &out, &mut f, &buf[..n]).map_err(io_err)?;
+                if size - writeback_from >= WRITEBACK as u64 {
+                    naksha_storage::dirs::start_writeback(f.file(), writeback_from, size - writeback_from);
+                    writeback_from = size;
+                }
             }
-            let sha = hex(hash.finalize());
-            if size != want.size || sha != want.sha256 {
+            if size != want.size {
                 return Err(bad(format!(
-                    "{path:?}: {size} bytes with SHA-256 {sha}, the manifest says {} bytes with {} (damaged archive)",
-                    want.size, want.sha256
+                    "{path:?}: {size} bytes, the manifest says {} bytes (damaged archive)",
+                    want.size
                 )));
+            }
+            match check {
+                FileCheck::Sha256(h) => {
+                    let sha = hex(h.finalize());
+                    if Some(&sha) != want.sha256.as_ref() {
+                        return Err(bad(format!(
+                            "{path:?}: SHA-256 {sha}, the manifest says {} (damaged archive)",
+                            want.sha256.as_deref().unwrap_or_default()
+                        )));
+                    }
+                    crcs.insert(want.path.clone(), 0);
+                }
+                FileCheck::Crc32c(c) => {
+                    crcs.insert(want.path.clone(), c);
+                }
             }
             f.sync_all().map_err(io_err)?;
         }
-        if let Some(missing) = manifest.files.iter().find(|f| !seen.contains(f.path.as_str())) {
+        if let Some(missing) = manifest.files.iter().find(|f| !crcs.contains_key(&f.path)) {
             return Err(bad(format!("{:?} is missing (truncated archive?)", missing.path)));
+        }
+        if trailer && !summed {
+            return Err(bad(format!("{CHECKSUMS_ENTRY} is missing (truncated archive?)")));
         }
         for d in &dirs {
             naksha_storage::dirs::sync_dir(d)?;
@@ -345,8 +730,7 @@ pub fn unpack(reader: impl Read, dest: &Path, expect_sha256: Option<&str>) -> Re
         manifest
     };
     // The end-of-archive padding belongs to the checksum too.
-    io::copy(&mut hr, &mut io::sink()).map_err(bad)?;
-    let (_, archive_bytes, sha256) = hr.finish();
+    let (archive_bytes, sha256) = hr.finish()?;
     if let Some(expected) = expect_sha256 {
         if !expected.eq_ignore_ascii_case(&sha256) {
             return Err(bad(format!("the archive's SHA-256 is {sha256}, expected {expected}")));
@@ -463,9 +847,9 @@ mod tests {
 
     #[test]
     fn manifests_from_the_future_or_with_unsafe_paths_are_refused() {
-        let future = br#"{"format_version": 2, "anything": true}"#;
+        let future = br#"{"format_version": 3, "anything": true}"#;
         let e = parse_manifest(future).unwrap_err().to_string();
-        assert!(e.contains("format version 2 is newer"), "{e}");
+        assert!(e.contains("format version 3 is newer"), "{e}");
         let base = |path: &str| {
             serde_json::to_vec(&serde_json::json!({
                 "format_version": 1, "collection": "c", "seq": 1, "points": 0, "created_at": "x", "config": {},
@@ -478,5 +862,48 @@ mod tests {
             assert!(parse_manifest(&base(evil)).is_err(), "{evil}");
         }
         assert!(parse_manifest(b"not json").is_err());
+        // Per-file SHA-256s belong to format 1, and only there.
+        let files = |v: u32, sha: Option<String>| {
+            let mut f = serde_json::json!({"path": "collection/MANIFEST", "size": 1});
+            if let Some(sha) = sha {
+                f["sha256"] = sha.into();
+            }
+            let m = serde_json::json!({
+                "format_version": v, "collection": "c", "seq": 1, "points": 0, "created_at": "x", "config": {},
+                "files": [f]
+            });
+            parse_manifest(&serde_json::to_vec(&m).unwrap())
+        };
+        assert!(files(1, None).is_err());
+        assert!(files(1, Some("xyz".into())).is_err());
+        assert!(files(2, Some("0".repeat(64))).is_err());
+        assert!(files(2, None).is_ok());
+    }
+
+    /// Hands out its bytes a few at a time, as a network stream does.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.1 = (self.1 * 7 + 3) % 5000;
+            let n = self.1.min(buf.len()).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn the_threaded_reader_passes_every_byte_and_hashes_them_in_order() {
+        let data: Vec<u8> =
+            (0..(3 * BUF + 12_345) as u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let mut r = HashedReader::new(Trickle(&data, 1)).unwrap();
+        let mut head = vec![0u8; 2 * BUF + 77];
+        r.read_exact(&mut head).unwrap();
+        assert_eq!(head, data[..head.len()]);
+        // The rest is read (and hashed) by finish.
+        let (bytes, sha) = r.finish().unwrap();
+        assert_eq!(bytes, data.len() as u64);
+        assert_eq!(sha, hex(Sha256::digest(&data)));
     }
 }

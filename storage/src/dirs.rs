@@ -28,3 +28,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     crate::fault::check("atomic.after_rename", path)?;
     sync_dir(dir)
 }
+
+/// Ask the kernel to start writing `len` bytes of `file` from `offset` to disk
+/// without waiting for them (Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)`),
+/// so that a long sequential write overlaps the disk and its closing `fsync`
+/// finds little left to do. Only a hint: it makes nothing durable, does
+/// nothing elsewhere, and a failure is ignored (the `fsync` reports real ones).
+pub fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else { return };
+        // SAFETY: the call reads and writes no memory of this process; the
+        // descriptor is open for its whole duration (borrowed from `file`).
+        unsafe {
+            libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
+}

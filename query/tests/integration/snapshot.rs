@@ -285,9 +285,18 @@ fn damaged_truncated_foreign_and_future_archives_restore_nothing() {
         assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
     }
     // From a future format version.
-    let future = rewrite_manifest(&bytes, |m| m["format_version"] = json!(2));
+    let future = rewrite_manifest(&bytes, |m| m["format_version"] = json!(3));
     let e = restore(&future, None);
-    assert!(e.to_string().contains("format version 2 is newer"), "{e}");
+    assert!(e.to_string().contains("format version 3 is newer"), "{e}");
+    // A manifest changed after packing (its CRC-32C no longer matches the last entry's).
+    let edited = {
+        let mut archive = bytes.clone();
+        let at = find(&archive, b"\"created_at\": \"") + 15;
+        archive[at] = if archive[at] == b'1' { b'2' } else { b'1' };
+        archive
+    };
+    let e = restore(&edited, None);
+    assert!(e.to_string().contains("naksha-snapshot.json has CRC-32C"), "{e}");
     // A manifest that claims more points than the data holds.
     let lying = rewrite_manifest(&bytes, |m| m["points"] = json!(261));
     let e = restore(&lying, None);
@@ -298,10 +307,16 @@ fn damaged_truncated_foreign_and_future_archives_restore_nothing() {
     assert_eq!(c.len(), 260);
 }
 
-/// The archive with its manifest entry changed by `f` (the files untouched).
+fn find(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack.windows(needle.len()).position(|w| w == needle).unwrap()
+}
+
+/// The archive with its manifest entry changed by `f` (the files untouched,
+/// the manifest's CRC-32C in the last entry made to match).
 fn rewrite_manifest(bytes: &[u8], f: impl Fn(&mut Value)) -> Vec<u8> {
     let mut archive = tar::Archive::new(bytes);
     let mut out = tar::Builder::new(Vec::new());
+    let mut manifest_crc = 0;
     for entry in archive.entries().unwrap() {
         let mut e = entry.unwrap();
         let path = e.path().unwrap().to_string_lossy().into_owned();
@@ -311,6 +326,12 @@ fn rewrite_manifest(bytes: &[u8], f: impl Fn(&mut Value)) -> Vec<u8> {
             let mut m: Value = serde_json::from_slice(&data).unwrap();
             f(&mut m);
             data = serde_json::to_vec(&m).unwrap();
+            manifest_crc = crc32c::crc32c(&data);
+        }
+        if path == naksha_query::snapshot::CHECKSUMS_ENTRY {
+            let mut sums: Value = serde_json::from_slice(&data).unwrap();
+            sums["manifest_crc32c"] = json!(format!("{manifest_crc:08x}"));
+            data = serde_json::to_vec(&sums).unwrap();
         }
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);
@@ -358,6 +379,9 @@ fn failed_and_interrupted_snapshots_and_restores_leave_nothing_behind() {
     fs_err::create_dir_all(snaps.join(".incoming")).unwrap();
     fs_err::write(snaps.join(".incoming/upload-1"), b"half").unwrap();
     fs_err::create_dir_all(dir.path().join("collections/dst.restoring/wal")).unwrap();
+    // A restore renamed into place whose open and checks a crash cut short.
+    fs_err::create_dir_all(dir.path().join("collections/dst/wal")).unwrap();
+    fs_err::write(dir.path().join("collections/dst/RESTORE-PENDING"), b"").unwrap();
     let db = Database::open_with(dir.path(), opts()).unwrap();
     let mut files = walk(&snaps);
     files.sort();
