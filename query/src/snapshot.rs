@@ -402,9 +402,12 @@ impl ArchiveWriter {
     /// returns its CRC-32C. The bytes go file to file inside the kernel (as
     /// `cp` copies them: `copy_file_range` where the system has it), in
     /// [`WRITEBACK`] pieces, each checksummed from the mapping as it goes.
+    /// The mapping goes to the SHA-256 thread first, so it hashes the file
+    /// while this thread copies it.
     fn file_entry(&mut self, path: &str, src: &fs_err::File, map: Arc<MappedBytes>) -> io::Result<u32> {
         let size = map.as_bytes().len() as u64;
         self.header(path, size)?;
+        self.hash.send(Chunk::Mapped(Arc::clone(&map)))?;
         let mut crc = 0;
         let mut from = src.file();
         for chunk in map.as_bytes().chunks(WRITEBACK) {
@@ -415,7 +418,6 @@ impl ArchiveWriter {
             }
             self.wrote(copied);
         }
-        self.hash.send(Chunk::Mapped(map))?;
         self.padding(size)?;
         Ok(crc)
     }
