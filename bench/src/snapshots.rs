@@ -136,14 +136,17 @@ pub fn run(args: &SnapshotArgs) -> Result<Report> {
     let cut_secs = timed(reps, |i| c.cut(&cuts.join(i.to_string())).map(|_| ()).map_err(Into::into))?;
     fs_err::remove_dir_all(&cuts)?;
 
-    let mut last: Option<String> = None;
+    // Earlier snapshots are deleted after the timing, not inside it: the copies
+    // below are not deleted inside theirs either.
+    let mut ids: Vec<String> = Vec::new();
     let snap_secs = timed(reps, |_| {
-        if let Some(id) = last.take() {
-            db.delete_snapshot("bench", &id)?;
-        }
-        last = Some(db.snapshot("bench")?.id);
+        ids.push(db.snapshot("bench")?.id);
         Ok(())
     })?;
+    let last = ids.pop();
+    for id in &ids {
+        db.delete_snapshot("bench", id)?;
+    }
     let (archive, info) = db.snapshot_archive("bench", last.as_deref().unwrap_or_default())?;
     rows.push(Row { what: "naksha snapshot (cut, SHA-256, tar, fsync)", bytes: info.size_bytes, secs: snap_secs });
 
