@@ -154,21 +154,21 @@ pub fn run(args: &SnapshotArgs) -> Result<Report> {
     fs_err::create_dir_all(&copies)?;
     let cp = timed(reps, |i| sh(Command::new("cp").arg("-r").arg(&cdir).arg(copies.join(format!("cp{i}")))))?;
     rows.push(Row { what: "cp -r", bytes: dir_bytes, secs: cp });
-    let cp_sync = timed(reps, |i| {
-        let to = copies.join(format!("cps{i}"));
-        sh(Command::new("cp").arg("-r").arg(&cdir).arg(&to))?;
-        sh(Command::new("sync").arg("-f").arg(&to))
-    })?;
+    // `op` into `{copies}/{prefix}{rep}{suffix}`, then a sync of that file system.
+    let synced = |prefix: &str, suffix: &str, op: &dyn Fn(&Path) -> Result<()>| {
+        timed(reps, |i| {
+            let to = copies.join(format!("{prefix}{i}{suffix}"));
+            op(&to)?;
+            sh(Command::new("sync").arg("-f").arg(&to))
+        })
+    };
+    let cp_sync = synced("cps", "", &|to| sh(Command::new("cp").arg("-r").arg(&cdir).arg(to)))?;
     rows.push(Row { what: "cp -r + sync", bytes: dir_bytes, secs: cp_sync });
     let tar_cf =
         |to: &Path| sh(Command::new("tar").arg("cf").arg(to).arg("-C").arg(data.join("collections")).arg("bench"));
     let tar = timed(reps, |i| tar_cf(&copies.join(format!("t{i}.tar"))))?;
     rows.push(Row { what: "tar cf", bytes: dir_bytes, secs: tar });
-    let tar_sync = timed(reps, |i| {
-        let to = copies.join(format!("ts{i}.tar"));
-        tar_cf(&to)?;
-        sh(Command::new("sync").arg("-f").arg(&to))
-    })?;
+    let tar_sync = synced("ts", ".tar", &tar_cf)?;
     rows.push(Row { what: "tar cf + sync", bytes: dir_bytes, secs: tar_sync });
 
     let mut n = 0;
@@ -188,11 +188,7 @@ pub fn run(args: &SnapshotArgs) -> Result<Report> {
     };
     let untar = timed(reps, |i| tar_xf(&copies.join(format!("x{i}"))))?;
     rows.push(Row { what: "tar xf", bytes: dir_bytes, secs: untar });
-    let untar_sync = timed(reps, |i| {
-        let to = copies.join(format!("xs{i}"));
-        tar_xf(&to)?;
-        sh(Command::new("sync").arg("-f").arg(&to))
-    })?;
+    let untar_sync = synced("xs", "", &tar_xf)?;
     rows.push(Row { what: "tar xf + sync", bytes: dir_bytes, secs: untar_sync });
     drop((c, db));
     fs_err::remove_dir_all(&root)?;

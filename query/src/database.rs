@@ -22,6 +22,20 @@ pub const MAX_NAME_LEN: usize = 64;
 /// between leaves it, and the next open removes that unchecked restore.
 const RESTORE_PENDING: &str = "RESTORE-PENDING";
 
+/// Check a restored collection, just opened from `dir`, against its archive's
+/// manifest, then drop its [`RESTORE_PENDING`] mark.
+fn confirm_restore(c: &Collection, dir: &Path, m: &ArchiveManifest) -> Result<()> {
+    let (seq, points) = (c.info().seq, c.len() as u64);
+    if seq != m.seq || points != m.points {
+        return Err(bad(format!(
+            "it opens at seq {seq} with {points} points, the manifest says seq {} with {}",
+            m.seq, m.points
+        )));
+    }
+    fs_err::remove_file(dir.join(RESTORE_PENDING)).map_err(naksha_storage::Error::from)?;
+    Ok(naksha_storage::dirs::sync_dir(dir)?)
+}
+
 /// An open data directory: `collections/{name}/` for every collection, and a
 /// `LOCK` file held with an exclusive advisory lock while open, so two
 /// processes never write the same directory.
@@ -153,19 +167,9 @@ impl Database {
                 ErrorKind::NoSpace | ErrorKind::ReadOnly | ErrorKind::Unavailable => e,
                 _ => bad(format!("it does not open: {e}")),
             })?;
-            let (seq, points) = (c.info().seq, c.len() as u64);
-            if seq != m.seq || points != m.points {
+            if let Err(e) = confirm_restore(&c, &dir, m) {
                 c.shutdown();
-                return Err(bad(format!(
-                    "it opens at seq {seq} with {points} points, the manifest says seq {} with {}",
-                    m.seq, m.points
-                )));
-            }
-            let marker = dir.join(RESTORE_PENDING);
-            if let Err(e) = fs_err::remove_file(&marker).map_err(io).and_then(|()| naksha_storage::dirs::sync_dir(&dir))
-            {
-                c.shutdown();
-                return Err(e.into());
+                return Err(e);
             }
             Ok(c)
         })();

@@ -49,6 +49,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use naksha_storage::dirs::Writeback;
 use naksha_storage::mmap::MappedBytes;
 
 use serde::{Deserialize, Serialize};
@@ -340,29 +341,20 @@ struct ArchiveWriter {
     /// Encodes headers (with GNU long names where needed); emptied after each.
     headers: tar::Builder<Vec<u8>>,
     mtime: u64,
-    written: u64,
-    writeback_from: u64,
+    writeback: Writeback,
 }
 
 impl ArchiveWriter {
     fn new(file: fs_err::File, mtime: u64) -> Result<Self> {
         let headers = tar::Builder::new(Vec::new());
-        Ok(ArchiveWriter { file, hash: HashThread::start()?, headers, mtime, written: 0, writeback_from: 0 })
+        let writeback = Writeback::every(WRITEBACK as u64);
+        Ok(ArchiveWriter { file, hash: HashThread::start()?, headers, mtime, writeback })
     }
 
     fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.file.write_all(bytes)?;
-        self.wrote(bytes.len() as u64);
+        self.writeback.wrote(self.file.file(), bytes.len() as u64);
         Ok(())
-    }
-
-    fn wrote(&mut self, n: u64) {
-        self.written += n;
-        if self.written - self.writeback_from >= WRITEBACK as u64 {
-            let (from, len) = (self.writeback_from, self.written - self.writeback_from);
-            naksha_storage::dirs::start_writeback(self.file.file(), from, len);
-            self.writeback_from = self.written;
-        }
     }
 
     fn small(&mut self, bytes: Vec<u8>) -> io::Result<()> {
@@ -416,7 +408,7 @@ impl ArchiveWriter {
             if copied != chunk.len() as u64 {
                 return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{path}: shorter than its mapping")));
             }
-            self.wrote(copied);
+            self.writeback.wrote(self.file.file(), copied);
         }
         self.padding(size)?;
         Ok(crc)
@@ -492,7 +484,9 @@ pub fn pack(src: &Path, mut manifest: ArchiveManifest, out: fs_err::File, mtime:
     let mut maps = Vec::with_capacity(rel.len());
     for r in &rel {
         let path = src.join(r);
-        maps.push((fs_err::File::open(&path).map_err(io_err)?, Arc::new(MappedBytes::open(&path)?)));
+        let file = fs_err::File::open(&path).map_err(io_err)?;
+        let map = Arc::new(MappedBytes::map(&file)?);
+        maps.push((file, map));
     }
     manifest.format_version = FORMAT_VERSION;
     manifest.files = rel
@@ -683,20 +677,17 @@ pub fn unpack(reader: impl Read, dest: &Path, expect_sha256: Option<&str>) -> Re
                 1 => FileCheck::Sha256(Sha256::new()),
                 _ => FileCheck::Crc32c(0),
             };
-            let (mut size, mut writeback_from) = (0u64, 0u64);
+            let mut writeback = Writeback::every(WRITEBACK as u64);
             loop {
                 let n = e.read(&mut buf).map_err(|err| bad(format!("{path:?}: {err} (truncated?)")))?;
                 if n == 0 {
                     break;
                 }
                 check.update(&buf[..n]);
-                size += n as u64;
                 naksha_storage::fault::write_all("restore.write", &out, &mut f, &buf[..n]).map_err(io_err)?;
-                if size - writeback_from >= WRITEBACK as u64 {
-                    naksha_storage::dirs::start_writeback(f.file(), writeback_from, size - writeback_from);
-                    writeback_from = size;
-                }
+                writeback.wrote(f.file(), n as u64);
             }
+            let size = writeback.written();
             if size != want.size {
                 return Err(bad(format!(
                     "{path:?}: {size} bytes, the manifest says {} bytes (damaged archive)",

@@ -34,7 +34,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// so that a long sequential write overlaps the disk and its closing `fsync`
 /// finds little left to do. Only a hint: it makes nothing durable, does
 /// nothing elsewhere, and a failure is ignored (the `fsync` reports real ones).
-pub fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;
@@ -47,4 +47,34 @@ pub fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (file, offset, len);
+}
+
+/// Counts the bytes of a long sequential write and starts their writeback
+/// ([`start_writeback`]) every `every` bytes, so the write overlaps the disk.
+#[derive(Debug)]
+pub struct Writeback {
+    every: u64,
+    written: u64,
+    from: u64,
+}
+
+impl Writeback {
+    /// A file with nothing written yet; writeback starts every `every` bytes.
+    pub fn every(every: u64) -> Self {
+        Writeback { every, written: 0, from: 0 }
+    }
+
+    /// `n` more bytes went to the end of `file`.
+    pub fn wrote(&mut self, file: &std::fs::File, n: u64) {
+        self.written += n;
+        if self.written - self.from >= self.every {
+            start_writeback(file, self.from, self.written - self.from);
+            self.from = self.written;
+        }
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
 }

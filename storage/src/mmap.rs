@@ -19,7 +19,11 @@ pub struct MappedBytes {
 impl MappedBytes {
     /// Map `path` read-only. An empty file maps to an empty slice.
     pub fn open(path: &Path) -> Result<Self> {
-        let file = fs_err::File::open(path)?;
+        Self::map(&fs_err::File::open(path)?)
+    }
+
+    /// Map the open file `file` read-only, as [`MappedBytes::open`] does.
+    pub fn map(file: &fs_err::File) -> Result<Self> {
         let len = file.metadata()?.len();
         if len == 0 {
             return Ok(Self { map: None });
